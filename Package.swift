@@ -1,0 +1,101 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "idlewatcher-bridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "idlewatcher-bridge", targets: ["idlewatcher-bridge"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries, each behind one thin Swift module. No C pointer leaves those modules.
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+
+        // The vocabulary: provider protocol, statuses, signals, events, errors. No I/O.
+        .target(name: "IdlewatcherCore", swiftSettings: strict),
+
+        // Thin wrappers around the C libraries.
+        .target(
+            name: "HTTPClient",
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "MQTTClient",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+
+        // One module per runtime.
+        .target(
+            name: "DockerProvider",
+            dependencies: ["IdlewatcherCore", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "ProxmoxProvider",
+            dependencies: ["IdlewatcherCore", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        // The MQTT surface: topics, commands, replies, statuses, resync, discovery.
+        .target(
+            name: "Bridge",
+            dependencies: [
+                "IdlewatcherCore", "MQTTClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+
+        // The YAML configuration, its validation and the wiring of runtimes from it.
+        .target(
+            name: "BridgeConfig",
+            dependencies: [
+                "IdlewatcherCore", "Bridge", "MQTTClient", "DockerProvider", "ProxmoxProvider", "HTTPClient",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "idlewatcher-bridge",
+            dependencies: [
+                "BridgeConfig", "Bridge", "MQTTClient", "IdlewatcherCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+
+        // Test support shipped beside the code: real mosquitto, real dockerd, the bridge process.
+        .target(
+            name: "IdlewatcherTesting",
+            dependencies: ["IdlewatcherCore"],
+            swiftSettings: strict),
+
+        .testTarget(
+            name: "IdlewatcherCoreTests",
+            dependencies: ["IdlewatcherCore", "BridgeConfig", "Bridge"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: ["IdlewatcherTesting", "IdlewatcherCore", "idlewatcher-bridge"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ProxmoxProviderTests",
+            dependencies: ["IdlewatcherTesting", "IdlewatcherCore", "ProxmoxProvider", "HTTPClient", "idlewatcher-bridge"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,130 @@
+import CCurl
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libcurl multi handle driven by a thread of its own.
+///
+/// Async callers hand transfers to the engine through a locked inbox and wake it with
+/// `curl_multi_wakeup`; the engine thread is the only one that touches curl handles, so no
+/// blocking call ever runs on Swift's cooperative pool.
+final class CurlEngine: @unchecked Sendable {
+    // @unchecked: `multi` and `active` are used only on the engine thread (after init);
+    // everything other threads touch is inside the `inbox` Mutex.
+    private let multi: UnsafeMutableRawPointer
+    private var active: [UInt64: Transfer] = [:]
+    private let inbox = Mutex(Inbox())
+    private let nextID = Atomic<UInt64>(1)
+
+    private struct Inbox {
+        var adds: [Transfer] = []
+        var cancels: [UInt64] = []
+        var stopping = false
+        var stopped = false
+    }
+
+    private static let globalInit: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
+    }()
+
+    init() {
+        _ = Self.globalInit
+        multi = curl_multi_init()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let engine = Unmanaged<CurlEngine>.fromOpaque(arg!).takeRetainedValue()
+                engine.runLoop()
+                return nil
+            }, box)
+        precondition(rc == 0, "cannot start the HTTP engine thread (pthread_create: \(rc))")
+        pthread_detach(thread)
+    }
+
+    func makeID() -> UInt64 { nextID.add(1, ordering: .relaxed).oldValue }
+
+    /// Queues a transfer. Fails it at once if the engine is shutting down.
+    func submit(_ transfer: Transfer) {
+        let accepted = inbox.withLock { box -> Bool in
+            guard !box.stopping else { return false }
+            box.adds.append(transfer)
+            return true
+        }
+        if accepted {
+            curl_multi_wakeup(multi)
+        } else {
+            transfer.fail(HTTPError(kind: .transfer, message: "the HTTP client is shut down"))
+            transfer.release()
+        }
+    }
+
+    /// Abandons a transfer; its caller gets `CancellationError`.
+    func cancel(_ id: UInt64) {
+        inbox.withLock { $0.cancels.append(id) }
+        curl_multi_wakeup(multi)
+    }
+
+    /// Fails every transfer and ends the thread.
+    func shutdown() {
+        inbox.withLock { $0.stopping = true }
+        curl_multi_wakeup(multi)
+    }
+
+    private func runLoop() {
+        while true {
+            let (adds, cancels, stopping) = inbox.withLock { box in
+                defer {
+                    box.adds.removeAll()
+                    box.cancels.removeAll()
+                }
+                return (box.adds, box.cancels, box.stopping)
+            }
+            for t in adds {
+                if t.isCancelled {
+                    t.fail(CancellationError())
+                    t.release()
+                    continue
+                }
+                active[t.id] = t
+                curl_multi_add_handle(multi, t.easy)
+            }
+            for id in cancels {
+                guard let t = active.removeValue(forKey: id) else { continue }
+                curl_multi_remove_handle(multi, t.easy)
+                t.fail(CancellationError())
+                t.release()
+            }
+            if stopping {
+                for (_, t) in active {
+                    curl_multi_remove_handle(multi, t.easy)
+                    t.fail(HTTPError(kind: .transfer, message: "the HTTP client is shut down"))
+                    t.release()
+                }
+                active.removeAll()
+                curl_multi_cleanup(multi)
+                return
+            }
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            var left: Int32 = 0
+            while let msg = curl_multi_info_read(multi, &left) {
+                guard ccurl_msg_is_done(msg) != 0, let easy = ccurl_msg_easy_handle(msg) else { continue }
+                let result = ccurl_msg_result(msg)
+                guard let t = active.first(where: { $0.value.easy == easy })?.value else {
+                    curl_multi_remove_handle(multi, easy)
+                    continue
+                }
+                active.removeValue(forKey: t.id)
+                curl_multi_remove_handle(multi, easy)
+                t.complete(result)
+                t.release()
+            }
+            var fds: Int32 = 0
+            curl_multi_poll(multi, nil, 0, 1000, &fds)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+/// One container of one runtime, and everything the bridge can do to it.
+///
+/// The seed interface of the project: the bridge drives every runtime through it and never
+/// knows which one it drives. Operations return when the runtime says the operation is done
+/// (for asynchronous runtimes: when its task ended); they throw ``BridgeError`` with the
+/// contract's codes (`not_found`, `unavailable`, `timeout`, `runtime_error`, …).
+/// Cancelling the calling task abandons the request.
+public protocol Provider: Sendable {
+    /// The container's id in topics, with the endpoint's `id_prefix`.
+    var id: String { get }
+
+    func start() async throws
+    func pause() async throws
+    func unpause() async throws
+    /// Stops the container: `signal` (nil: the runtime's default) then, after `timeout`
+    /// (nil: the runtime's default), a hard kill.
+    func stop(signal: Signal?, timeout: Duration?) async throws
+    /// Sends `signal` (nil: SIGKILL) to the container's main process.
+    func kill(signal: Signal?) async throws
+    /// Restarts the container, waiting `timeout` for it to stop.
+    func restart(timeout: Duration?) async throws
+    /// Reads the live status from the runtime.
+    func status() async throws -> ContainerStatus
+    /// The container's lifecycle events. Errors are reported as elements and the stream goes on;
+    /// it ends when the provider is closed or the consumer stops iterating.
+    func watch() -> AsyncStream<Result<LifecycleEvent, BridgeError>>
+    /// Releases whatever the provider holds for this container.
+    func close() async
+}
+
+/// What the bridge knows about one container of a runtime at a listing.
+public struct ContainerInfo: Sendable, Hashable {
+    /// The id in topics, with the endpoint's `id_prefix`.
+    public var id: String
+    /// The runtime's own name for it (Docker: the name; Proxmox: the CT's hostname).
+    public var name: String
+    /// The runtime's own handle (Docker: full container id; Proxmox: `<node>/<vmid>`).
+    public var ref: String
+    public var status: ContainerStatus
+    /// Docker labels (Proxmox: none); the bridge reads `idlewatcher.*` from them.
+    public var labels: [String: String]
+    /// What the container runs on, for people: the image (Docker) or the node (Proxmox).
+    public var model: String?
+
+    public init(
+        id: String, name: String, ref: String, status: ContainerStatus, labels: [String: String] = [:],
+        model: String? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.ref = ref
+        self.status = status
+        self.labels = labels
+        self.model = model
+    }
+}
+
+/// What a runtime endpoint tells the bridge as time goes by.
+public enum RuntimeUpdate: Sendable, Hashable {
+    /// A lifecycle event of one container, in the order the runtime produced them.
+    case event(LifecycleEvent)
+    /// The runtime is reachable (again): the bridge lists its containers and publishes fresh statuses.
+    case resync
+    /// The runtime cannot be reached; the endpoint keeps retrying with backoff.
+    case unavailable(BridgeError)
+}
+
+/// One endpoint of a runtime: a Docker engine, or a Proxmox VE cluster.
+///
+/// It lists containers, hands out a ``Provider`` per container and produces one stream of
+/// updates for all its containers (one Docker `/events` stream, one Proxmox poller).
+public protocol ContainerRuntime: Sendable {
+    var kind: RuntimeKind { get }
+    /// The endpoint's URL, for log lines and error messages (never with credentials).
+    var endpoint: String { get }
+    /// The prefix of every id of this endpoint (`nas-`), or "".
+    var idPrefix: String { get }
+    /// Every container this endpoint exposes, with its live status.
+    func containers() async throws -> [ContainerInfo]
+    /// The container with this id (prefix included). Does no I/O: operations on a container
+    /// that does not exist throw `not_found`.
+    func provider(for id: String) -> any Provider
+    /// Runs the endpoint's watcher and yields its updates. Called once; the stream starts with
+    /// `.resync` once the runtime answers, and ends when the runtime is closed.
+    func updates() -> AsyncStream<RuntimeUpdate>
+    /// Stops the watcher and releases connections.
+    func close() async
+}
+
+extension Provider {
+    /// Brings the container to `running`: unpause if paused, else start.
+    public func wake() async throws {
+        switch try await status() {
+        case .running: return
+        case .paused: try await unpause()
+        case .stopped, .error: try await start()
+        }
+    }
+}
