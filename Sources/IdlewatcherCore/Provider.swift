@@ -80,9 +80,11 @@ public protocol ContainerRuntime: Sendable {
     /// The container with this id (prefix included). Does no I/O: operations on a container
     /// that does not exist throw `not_found`.
     func provider(for id: String) -> any Provider
-    /// Runs the endpoint's watcher and yields its updates. Called once; the stream starts with
-    /// `.resync` once the runtime answers, and ends when the runtime is closed.
-    func updates() -> AsyncStream<RuntimeUpdate>
+    /// Runs the endpoint's watcher until the calling task is cancelled, handing each update to
+    /// `handler` in order (the next one waits for the handler to return). It begins with
+    /// `.resync` once the runtime answers, reports `.unavailable` when it is lost, retries with
+    /// backoff, and sends `.resync` again when it is back.
+    func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async
     /// Stops the watcher and releases connections.
     func close() async
 }

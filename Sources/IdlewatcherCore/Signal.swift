@@ -18,7 +18,7 @@ public struct Signal: Sendable, Hashable, CustomStringConvertible {
         var name = trimmed.uppercased()
         if name.hasPrefix("SIG") { name.removeFirst(3) }
         guard let n = Self.numbers[name] else { return nil }
-        self.number = n
+        self.init(number: Int(n))
     }
 
     /// `SIGKILL`, or `SIG42` where the number has no common name.

@@ -1,0 +1,237 @@
+import HTTPClient
+import IdlewatcherCore
+import Logging
+import Synchronization
+
+/// One Docker engine as a ``ContainerRuntime``: lists containers, hands out providers, and
+/// follows one `GET /events` stream for all of them.
+public final class DockerRuntime: ContainerRuntime {
+    public let kind = RuntimeKind.docker
+    public var endpoint: String { configuration.url }
+    public var idPrefix: String { configuration.idPrefix }
+    let configuration: DockerEndpointConfiguration
+    let api: DockerAPI
+    let logger: Logger
+    private let labelCache = Mutex<[String: [String: String]]>([:])  // full container id → labels
+
+    public init(configuration: DockerEndpointConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        let http = try HTTPClient(configuration: configuration.httpConfiguration().get())
+        var logger = logger
+        logger[metadataKey: "runtime"] = "docker"
+        self.logger = logger
+        self.api = DockerAPI(configuration: configuration, http: http, logger: logger)
+    }
+
+    static func status(fromState state: String) -> ContainerStatus {
+        switch state {
+        case "running": .running
+        case "paused": .paused
+        default: .stopped  // created, exited, dead, removing, restarting
+        }
+    }
+
+    public func containers() async throws -> [ContainerInfo] {
+        let r = try await api.request("GET", "/containers/json?all=1")
+        guard r.status == 200 else {
+            throw BridgeError(.runtimeError, "Docker at \(configuration.url) refused to list containers: \(DockerAPI.message(of: r))")
+        }
+        guard let list = try? JSON.parse(r.body, maxDepth: 32).array else {
+            throw BridgeError(.runtimeError, "Docker at \(configuration.url) sent an unreadable container list")
+        }
+        var out: [ContainerInfo] = []
+        out.reserveCapacity(list.count)
+        var cache: [String: [String: String]] = [:]
+        for c in list {
+            guard let ref = c["Id"]?.string, let names = c["Names"]?.array, let first = names.first?.string else { continue }
+            let name = first.hasPrefix("/") ? String(first.dropFirst()) : first
+            var labels: [String: String] = [:]
+            for (k, v) in c["Labels"]?.object ?? [:] { labels[k] = v.string ?? "" }
+            cache[ref] = labels
+            out.append(
+                ContainerInfo(
+                    id: configuration.idPrefix + name, name: name, ref: ref,
+                    status: Self.status(fromState: c["State"]?.string ?? ""), labels: labels,
+                    model: c["Image"]?.string))
+        }
+        labelCache.withLock { $0 = cache }
+        return out
+    }
+
+    public func provider(for id: String) -> any Provider {
+        let name = id.hasPrefix(configuration.idPrefix) ? String(id.dropFirst(configuration.idPrefix.count)) : id
+        return DockerContainer(id: id, name: name, api: api, runtime: self)
+    }
+
+    public func close() async { api.http.shutdown() }
+
+    // MARK: events
+
+    public func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
+        var cursor = EventCursor()
+        var available = true
+        while !Task.isCancelled {
+            do {
+                try await api.negotiate()
+                try await follow(filters: #"{"type":["container"]}"#, cursor: &cursor) { [self] in
+                    backoff.reset()
+                    available = true
+                    logger.info("following Docker events at \(configuration.url)")
+                    await handler(.resync)
+                } onEvent: { [self] event in
+                    if let e = await lifecycleEvent(from: event) { await handler(.event(e)) }
+                }
+                if Task.isCancelled { return }
+                throw BridgeError(.unavailable, "Docker at \(configuration.url) closed the event stream")
+            } catch {
+                if Task.isCancelled { return }
+                let e = BridgeError.wrapping(error)
+                if available {
+                    available = false
+                    logger.warning("lost Docker events at \(configuration.url): \(e.message); retrying with backoff")
+                    await handler(.unavailable(e))
+                } else {
+                    logger.debug("Docker at \(configuration.url) still unreachable: \(e.message)")
+                }
+                api.forgetVersion()
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    /// Streams `/events` with `since=` the last event seen, parsing one JSON object per line.
+    private func follow(
+        filters: String, cursor: inout EventCursor, onOpen: () async -> Void, onEvent: (JSON) async -> Void
+    ) async throws {
+        let v = try await api.apiVersion()
+        var query = "filters=" + FormEncoding.percentEncode(filters)
+        if let since = cursor.since { query += "&since=" + since }
+        let stream = api.http.stream(HTTPRequest(method: "GET", path: "/v\(v)/events?" + query, timeout: nil))
+        var buffer: [UInt8] = []
+        do {
+            for try await part in stream {
+                switch part {
+                case .head(let head):
+                    guard head.status == 200 else {
+                        throw BridgeError(.unavailable, "Docker at \(configuration.url) refused the event stream: HTTP \(head.status)")
+                    }
+                    await onOpen()
+                case .body(let bytes):
+                    buffer.append(contentsOf: bytes)
+                    while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = buffer[..<nl]
+                        defer { buffer.removeSubrange(...nl) }
+                        guard !line.isEmpty, let json = try? JSON.parse(line, maxDepth: 16) else { continue }
+                        if cursor.accept(json) { await onEvent(json) }
+                    }
+                }
+            }
+        } catch let e as HTTPError {
+            throw api.mapTransport(e)
+        }
+    }
+
+    /// The container's labels: from the last listing, or read now for a container created since.
+    private func labels(ofContainer ref: String) async -> [String: String]? {
+        if let l = labelCache.withLock({ $0[ref] }) { return l }
+        guard let r = try? await api.request("GET", "/containers/\(ref)/json"), r.status == 200,
+            let json = try? JSON.parse(r.body)
+        else { return nil }
+        var labels: [String: String] = [:]
+        for (k, v) in json["Config"]?["Labels"]?.object ?? [:] { labels[k] = v.string ?? "" }
+        labelCache.withLock { $0[ref] = labels }
+        return labels
+    }
+
+    static let knownActions: Set<String> = [
+        "create", "start", "restart", "pause", "unpause", "kill", "stop", "die", "destroy", "oom", "rename",
+        "health_status",
+    ]
+
+    func lifecycleEvent(from json: JSON) async -> LifecycleEvent? {
+        guard json["Type"]?.string == "container", var action = json["Action"]?.string,
+            let actor = json["Actor"], let ref = actor["ID"]?.string
+        else { return nil }
+        var attributes: [String: String] = [:]
+        for (k, v) in actor["Attributes"]?.object ?? [:] { attributes[k] = v.string ?? "" }
+        if let colon = action.firstIndex(of: ":") {
+            // "health_status: healthy" → action health_status, attribute health_status=healthy.
+            let detail = String(action[action.index(after: colon)...]).trimmingWhitespace()
+            action = String(action[..<colon])
+            if action == "health_status" { attributes["health_status"] = detail }
+        }
+        guard Self.knownActions.contains(action), let name = attributes["name"] else { return nil }
+        let labels = await labels(ofContainer: ref)
+        for key in (labels ?? [:]).keys { attributes.removeValue(forKey: key) }
+        if action == "destroy" { labelCache.withLock { _ = $0.removeValue(forKey: ref) } }
+        let nanos = json["timeNano"]?.int64 ?? (json["time"]?.int64).map { $0 * 1_000_000_000 } ?? Timestamp.now().nanoseconds
+        let status: ContainerStatus?
+        switch action {
+        case "create", "stop", "die", "destroy": status = .stopped
+        case "start", "restart", "unpause": status = .running
+        case "pause": status = .paused
+        default: status = nil  // kill, oom, rename, health_status: the status is what it was
+        }
+        var previous: String? = nil
+        if action == "rename", let old = attributes["oldName"] {
+            previous = configuration.idPrefix + (old.hasPrefix("/") ? String(old.dropFirst()) : old)
+        }
+        return LifecycleEvent(
+            id: configuration.idPrefix + name, name: name, ref: ref, action: action, status: status,
+            time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels)
+    }
+
+    /// One container's events, on a stream of its own (the bridge uses ``watch(_:)`` instead).
+    func watchOne(name: String) -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
+        AsyncStream { continuation in
+            let task = Task { [self] in
+                var cursor = EventCursor()
+                var backoff = Backoff()
+                let filters = #"{"type":["container"],"container":["# + JSONWriter.quoted(name) + "]}"
+                while !Task.isCancelled {
+                    do {
+                        try await follow(filters: filters, cursor: &cursor, onOpen: { backoff.reset() }) { [self] json in
+                            if let e = await lifecycleEvent(from: json) { continuation.yield(.success(e)) }
+                        }
+                    } catch {
+                        if Task.isCancelled { break }
+                        continuation.yield(.failure(BridgeError.wrapping(error)))
+                    }
+                    try? await Task.sleep(for: backoff.next())
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// Where the event stream stands, so that a reconnect asks for `since=` the last event and
+/// skips the ones it already handed on (Docker's `since` is inclusive).
+struct EventCursor {
+    private var lastNanos: Int64?
+    private var seenAtLast: Set<String> = []
+
+    var since: String? {
+        guard let n = lastNanos else { return nil }
+        let s = n / 1_000_000_000
+        let frac = String(n % 1_000_000_000)
+        return "\(s)." + String(repeating: "0", count: 9 - frac.count) + frac
+    }
+
+    /// False for an event already seen.
+    mutating func accept(_ json: JSON) -> Bool {
+        guard let n = json["timeNano"]?.int64 else { return true }
+        let key = (json["Actor"]?["ID"]?.string ?? "") + "|" + (json["Action"]?.string ?? "")
+        if let last = lastNanos {
+            if n < last { return false }
+            if n == last {
+                return seenAtLast.insert(key).inserted
+            }
+        }
+        lastNanos = n
+        seenAtLast = [key]
+        return true
+    }
+}
