@@ -1,0 +1,55 @@
+import IdlewatcherCore
+
+/// The JSON documents of the contract: event, status and reply.
+enum Payloads {
+    static func event(_ e: LifecycleEvent, runtime: RuntimeKind, status: ContainerStatus, bridge: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.add("runtime", runtime.rawValue)
+        w.add("id", e.id)
+        if let name = e.name { w.add("name", name) }
+        if let ref = e.ref { w.add("ref", ref) }
+        w.add("action", e.action)
+        w.add("status", status.rawValue)
+        w.add("time", e.time.rfc3339)
+        w.add("bridge", bridge)
+        w.add("attributes", e.attributes)
+        return Array(w.finish().utf8)
+    }
+
+    static func status(
+        _ status: ContainerStatus, runtime: RuntimeKind, id: String, name: String?, since: Timestamp, updated: Timestamp,
+        bridge: String
+    ) -> [UInt8] {
+        var w = JSONWriter()
+        w.add("status", status.rawValue)
+        w.add("runtime", runtime.rawValue)
+        w.add("id", id)
+        if let name { w.add("name", name) }
+        w.add("since", since.rfc3339)
+        w.add("updated", updated.rfc3339)
+        w.add("bridge", bridge)
+        return Array(w.finish().utf8)
+    }
+
+    static func reply(
+        requestID: String?, runtime: RuntimeKind, id: String, action: String?, error: BridgeError?,
+        status: ContainerStatus?, duration: Duration?, bridge: String
+    ) -> [UInt8] {
+        var w = JSONWriter()
+        w.add("request_id", requestID)
+        w.add("runtime", runtime.rawValue)
+        w.add("id", id)
+        w.add("action", action)
+        w.add("ok", error == nil)
+        w.add("status", status?.rawValue)
+        if let duration { w.add("duration_ms", duration.wholeMilliseconds) }
+        if let error {
+            var e = JSONWriter()
+            e.add("code", error.code.rawValue)
+            e.add("message", error.message)
+            w.addRaw("error", e.finish())
+        }
+        w.add("bridge", bridge)
+        return Array(w.finish().utf8)
+    }
+}

@@ -1,0 +1,220 @@
+import IdlewatcherCore
+import Logging
+import MQTTClient
+
+/// What the bridge knows of every container, and the one place that publishes events and
+/// statuses, so that what reaches the broker is in the order the state changed.
+actor Registry {
+    struct Tracked: Sendable {
+        var name: String
+        var ref: String?
+        var labels: [String: String]
+        var status: ContainerStatus
+        var since: Timestamp
+        var visible: Bool
+        var model: String?
+        /// When the bridge last changed this entry from an event (a listing begun earlier must not undo it).
+        var changedAt: ContinuousClock.Instant
+    }
+
+    struct Endpoint: Sendable {
+        var available = false
+        var listed = false
+        var lastError: BridgeError?
+        var containers: [String: Tracked] = [:]
+    }
+
+    let bindings: [RuntimeBinding]
+    let topics: Topics
+    let mqtt: MQTTClient
+    let logger: Logger
+    private(set) var endpoints: [Endpoint]
+    /// Ids whose retained status on the broker was published by this bridge, by runtime.
+    private var retainedOurs: [RuntimeKind: Set<String>] = [:]
+    private var observers: [any RegistryObserver] = []
+
+    init(bindings: [RuntimeBinding], topics: Topics, mqtt: MQTTClient, logger: Logger) {
+        self.bindings = bindings
+        self.topics = topics
+        self.mqtt = mqtt
+        self.logger = logger
+        self.endpoints = Array(repeating: Endpoint(), count: bindings.count)
+    }
+
+    func addObserver(_ o: any RegistryObserver) { observers.append(o) }
+
+    /// The endpoint whose namespace holds `id` (longest `id_prefix` first), or nil: not ours.
+    nonisolated func endpointIndex(for runtime: RuntimeKind, id: String) -> Int? {
+        var best: Int? = nil
+        for (i, b) in bindings.enumerated() where b.runtime.kind == runtime && id.hasPrefix(b.runtime.idPrefix) {
+            if best == nil || b.runtime.idPrefix.count > bindings[best!].runtime.idPrefix.count { best = i }
+        }
+        return best
+    }
+
+    func tracked(_ i: Int, _ id: String) -> Tracked? { endpoints[i].containers[id] }
+
+    func endpoint(_ i: Int) -> Endpoint { endpoints[i] }
+
+    /// Every visible container, for observers that publish per container (discovery).
+    func visibleContainers() -> [(Int, String, Tracked)] {
+        var out: [(Int, String, Tracked)] = []
+        for (i, e) in endpoints.enumerated() {
+            for (id, t) in e.containers where t.visible { out.append((i, id, t)) }
+        }
+        return out.sorted { $0.1 < $1.1 }
+    }
+
+    // MARK: runtime updates
+
+    func markUnavailable(_ i: Int, _ error: BridgeError) {
+        endpoints[i].available = false
+        endpoints[i].lastError = error
+    }
+
+    /// A fresh listing: publish every visible container's status; clear the ones that are gone.
+    func applyListing(_ i: Int, _ list: [ContainerInfo], startedAt: ContinuousClock.Instant) {
+        let kind = bindings[i].runtime.kind
+        let policy = bindings[i].policy
+        let now = Timestamp.now()
+        var next: [String: Tracked] = [:]
+        for c in list {
+            var t: Tracked
+            if var old = endpoints[i].containers[c.id] {
+                if old.changedAt <= startedAt, old.status != c.status {
+                    old.status = c.status
+                    old.since = now
+                }
+                old.labels = c.labels
+                old.ref = c.ref
+                old.name = c.name
+                old.model = c.model
+                t = old
+            } else {
+                t = Tracked(
+                    name: c.name, ref: c.ref, labels: c.labels, status: c.status, since: now, visible: false,
+                    model: c.model, changedAt: startedAt)
+            }
+            t.visible = policy.isVisible(name: c.name, labels: c.labels)
+            next[c.id] = t
+            if t.visible { publishStatus(kind, c.id, t, updated: now) }
+        }
+        for (id, old) in endpoints[i].containers where next[id] == nil && old.visible {
+            clearStatus(kind, id)
+            for o in observers { o.containerRemoved(endpoint: i, id: id) }
+        }
+        endpoints[i].containers = next
+        endpoints[i].available = true
+        endpoints[i].listed = true
+        endpoints[i].lastError = nil
+        reconcileRetained(kind)
+        for o in observers { o.listed(endpoint: i) }
+    }
+
+    /// One lifecycle event: published as it came, and the retained status when it changed.
+    func apply(_ i: Int, _ e: LifecycleEvent) {
+        let kind = bindings[i].runtime.kind
+        let policy = bindings[i].policy
+        let now = Timestamp.now()
+        if e.action == "rename", let previous = e.previousID, previous != e.id,
+            let old = endpoints[i].containers.removeValue(forKey: previous)
+        {
+            if old.visible {
+                clearStatus(kind, previous)
+                for o in observers { o.containerRemoved(endpoint: i, id: previous) }
+            }
+            endpoints[i].containers[e.id] = old
+        }
+        let existing = endpoints[i].containers[e.id]
+        var t =
+            existing
+            ?? Tracked(
+                name: e.name ?? e.id, ref: e.ref, labels: e.labels ?? [:], status: e.status ?? .running, since: e.time,
+                visible: false, model: nil, changedAt: .now)
+        if let labels = e.labels { t.labels = labels }
+        if let name = e.name { t.name = name }
+        if let ref = e.ref { t.ref = ref }
+        let wasVisible = existing?.visible ?? false
+        t.visible = policy.isVisible(name: t.name, labels: t.labels)
+        let newStatus = e.status ?? t.status
+        let changed = existing == nil || newStatus != t.status || e.action == "rename" || (t.visible && !wasVisible)
+        if newStatus != t.status || existing == nil {
+            t.status = newStatus
+            t.since = e.time
+        }
+        t.changedAt = .now
+
+        if t.visible {
+            mqtt.publish(
+                MQTTOutgoingMessage(
+                    topic: topics.event(kind, e.id),
+                    payload: Payloads.event(e, runtime: kind, status: newStatus, bridge: topics.bridgeID)))
+        }
+        if e.action == "destroy" {
+            endpoints[i].containers.removeValue(forKey: e.id)
+            if t.visible || wasVisible {
+                clearStatus(kind, e.id)
+                for o in observers { o.containerRemoved(endpoint: i, id: e.id) }
+            }
+            return
+        }
+        endpoints[i].containers[e.id] = t
+        if t.visible, changed {
+            publishStatus(kind, e.id, t, updated: now)
+        } else if wasVisible, !t.visible {
+            clearStatus(kind, e.id)
+        }
+    }
+
+    // MARK: retained statuses on the broker
+
+    /// A retained status seen on the broker (empty payload: cleared).
+    func sawRetainedStatus(_ kind: RuntimeKind, id: String, payload: [UInt8]) {
+        if payload.isEmpty {
+            retainedOurs[kind, default: []].remove(id)
+            return
+        }
+        guard let json = try? JSON.parse(payload, maxDepth: 8), json["bridge"]?.string == topics.bridgeID else { return }
+        retainedOurs[kind, default: []].insert(id)
+        reconcileRetained(kind)
+    }
+
+    /// Clears retained statuses this bridge left for containers that no longer exist (or are
+    /// no longer exposed), in namespaces whose runtime has been listed. Never another bridge's.
+    private func reconcileRetained(_ kind: RuntimeKind) {
+        guard let ids = retainedOurs[kind], !ids.isEmpty else { return }
+        for id in ids {
+            guard let i = endpointIndex(for: kind, id: id), endpoints[i].listed else { continue }
+            if let t = endpoints[i].containers[id], t.visible { continue }
+            logger.info("clearing the retained status of \(kind.rawValue)/\(id): the container no longer exists")
+            clearStatus(kind, id)
+        }
+    }
+
+    // MARK: publishing
+
+    private func publishStatus(_ kind: RuntimeKind, _ id: String, _ t: Tracked, updated: Timestamp) {
+        mqtt.publish(
+            MQTTOutgoingMessage(
+                topic: topics.status(kind, id),
+                payload: Payloads.status(
+                    t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, bridge: topics.bridgeID),
+                retain: true, droppable: false))
+        for o in observers { o.statusPublished(endpoint: registryIndex(kind, id), id: id, tracked: t) }
+    }
+
+    private func registryIndex(_ kind: RuntimeKind, _ id: String) -> Int { endpointIndex(for: kind, id: id) ?? 0 }
+
+    private func clearStatus(_ kind: RuntimeKind, _ id: String) {
+        retainedOurs[kind, default: []].remove(id)
+        mqtt.publish(MQTTOutgoingMessage(topic: topics.status(kind, id), payload: [], retain: true, droppable: false))
+    }
+}
+
+/// Something that follows the registry's changes (Home Assistant discovery).
+/// Called on the registry's executor, in order; must not block.
+protocol RegistryObserver: Sendable {
+    func statusPublished(endpoint: Int, id: String, tracked: Registry.Tracked)
+    func containerRemoved(endpoint: Int, id: String)
+    func listed(endpoint: Int)
+}
