@@ -1,1 +1,93 @@
-print("placeholder")
+import ArgumentParser
+import Bridge
+import BridgeConfig
+import IdlewatcherCore
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The version printed by `--version` and announced to Home Assistant.
+let bridgeVersion = "0.1.0"
+
+@main
+struct IdlewatcherBridge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idlewatcher-bridge",
+        abstract: "Puts container lifecycles (Docker, Proxmox VE LXC) on an MQTT broker and takes commands from it.",
+        version: bridgeVersion,
+        subcommands: [Run.self, CheckConfig.self],
+        defaultSubcommand: Run.self)
+}
+
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, warning, error
+    var level: Logger.Level {
+        switch self {
+        case .trace: .trace
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the bridge (the default).")
+
+    @Option(name: .long, help: "The YAML configuration file.")
+    var config: String
+
+    @Option(name: .long, help: "trace, debug, info, warning or error.")
+    var logLevel: LogLevelOption = .info
+
+    func run() async throws {
+        let level = logLevel.level
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "idlewatcher-bridge")
+        let configuration: Configuration
+        do {
+            configuration = try ConfigurationLoader().load(path: config)
+        } catch {
+            for p in error.problems { logger.error("\(p.description)") }
+            throw ExitCode(1)
+        }
+        let app = try Application(configuration: configuration, version: bridgeVersion, logger: logger)
+        logger.info("idlewatcher-bridge \(bridgeVersion) starting as bridge '\(configuration.bridgeID)'")
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: app.mqtt),
+                    .init(service: app.bridge),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a configuration file: exit 0, or print each problem and exit 1.")
+
+    @Option(name: .long, help: "The YAML configuration file.")
+    var config: String
+
+    func run() async throws {
+        do {
+            let c = try ConfigurationLoader().load(path: config)
+            print("\(config): OK (bridge \(c.bridgeID), \(c.docker.count) Docker endpoint(s), \(c.proxmox.count) Proxmox cluster(s))")
+        } catch {
+            for p in error.problems { print(p.description) }
+            throw ExitCode(1)
+        }
+    }
+}
