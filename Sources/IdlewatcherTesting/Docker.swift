@@ -1,0 +1,94 @@
+import Foundation
+
+/// The real Docker engine of this machine (started if it is not running), and containers the
+/// test creates under a prefix of its own and removes at the end. Never touches any other.
+public final class DockerFixture: @unchecked Sendable {
+    // @unchecked: `created` is only touched by the test's own task.
+    public static let image = "idlewatcher-test/busybox:latest"
+    public let prefix: String
+    private var created: [String] = []
+
+    public init() async throws {
+        prefix = "iwt\(UUID().uuidString.prefix(6).lowercased())"
+        try await Self.ensureEngine()
+        try Self.ensureImage()
+    }
+
+    /// Pings the engine; starts `dockerd` if nothing answers, and waits for it.
+    public static func ensureEngine() async throws {
+        if ping() { return }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("dockerd-test.log")
+        _ = try IdlewatcherTesting.run(["sh", "-c", "setsid dockerd >\(log.path) 2>&1 < /dev/null &"])
+        try await eventually("dockerd to answer on /var/run/docker.sock", timeout: .seconds(60)) { ping() }
+    }
+
+    public static func ping() -> Bool {
+        (try? IdlewatcherTesting.run(["curl", "-sf", "--max-time", "2", "--unix-socket", "/var/run/docker.sock", "http://localhost/_ping"]))?.output == "OK"
+    }
+
+    /// Builds the tiny busybox image from busybox-static if it is missing (no registry needed).
+    public static func ensureImage() throws {
+        if (try IdlewatcherTesting.run(["docker", "image", "inspect", image])).status == 0 { return }
+        let script = """
+            set -e; d=$(mktemp -d); mkdir -p $d/bin; cp /bin/busybox $d/bin/
+            for c in sh sleep echo cat; do ln -s busybox $d/bin/$c; done
+            tar -C $d -c . | docker import - \(image) >/dev/null
+            """
+        let (status, output) = try IdlewatcherTesting.run(["sh", "-c", script])
+        if status != 0 { throw TestSupportError("cannot build the test image: \(output)") }
+    }
+
+    /// `docker run -d` a container named `<prefix>-<name>`; returns the full name.
+    @discardableResult
+    public func run(
+        _ name: String, labels: [String: String] = [:], command: [String] = ["/bin/sleep", "100000"], start: Bool = true
+    ) throws -> String {
+        let full = "\(prefix)-\(name)"
+        var args = ["docker", start ? "run" : "create"]
+        if start { args.append("-d") }
+        args += ["--name", full, "--network", "none"]
+        for (k, v) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
+        args.append(Self.image)
+        args += command
+        let (status, output) = try IdlewatcherTesting.run(args)
+        if status != 0 { throw TestSupportError("docker \(args.joined(separator: " ")) failed: \(output)") }
+        created.append(full)
+        return full
+    }
+
+    /// A container that stops at once on SIGTERM.
+    @discardableResult
+    public func runQuickStopper(_ name: String, labels: [String: String] = [:]) throws -> String {
+        try run(name, labels: labels, command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+    }
+
+    /// Runs the docker CLI as a person would.
+    @discardableResult
+    public func cli(_ args: String...) throws -> String {
+        let (status, output) = try IdlewatcherTesting.run(["docker"] + args)
+        if status != 0 { throw TestSupportError("docker \(args.joined(separator: " ")) failed: \(output)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The container's state as Docker reports it (`running`, `paused`, `exited`, …), or nil if gone.
+    public func state(_ name: String) -> String? {
+        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.Status}}", name]), r.status == 0 else { return nil }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func startedAt(_ name: String) -> String? {
+        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", name]), r.status == 0 else { return nil }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func track(_ name: String) { created.append(name) }
+
+    /// Removes every container this fixture created.
+    public func cleanUp() {
+        guard !created.isEmpty else { return }
+        _ = try? IdlewatcherTesting.run(["docker", "rm", "-f"] + created)
+        created.removeAll()
+    }
+
+    deinit { cleanUp() }
+}

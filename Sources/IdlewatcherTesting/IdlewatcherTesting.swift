@@ -1,1 +1,0 @@
-// Test support: see the files beside this one.

@@ -1,0 +1,136 @@
+import Foundation
+
+/// A real mosquitto broker on a free loopback port, with a generated configuration.
+public final class MosquittoBroker: @unchecked Sendable {
+    // @unchecked: mutated only by start/stop, which tests call from one task at a time.
+    public let port: Int
+    public let directory: URL
+    public let configURL: URL
+    private var child: ChildProcess?
+
+    /// - Parameter extraConfig: more lines for mosquitto.conf (password_file, acl_file, TLS listener…).
+    public init(extraConfig: String = "", listener: String? = nil) async throws {
+        port = freePort()
+        directory = try makeTemporaryDirectory("mosquitto")
+        configURL = directory.appendingPathComponent("mosquitto.conf")
+        var conf = listener ?? "listener \(port) 127.0.0.1\nallow_anonymous true\n"
+        conf += "persistence false\n" + extraConfig + "\n"
+        try conf.write(to: configURL, atomically: true, encoding: .utf8)
+        try await start()
+    }
+
+    public func start() async throws {
+        child = try ChildProcess(["mosquitto", "-c", configURL.path], log: directory.appendingPathComponent("mosquitto-\(UUID().uuidString.prefix(4)).log"))
+        let port = self.port
+        try await eventually("mosquitto listening on \(port)") { isListening(port: port) }
+    }
+
+    /// Stops the broker (SIGKILL: fixtures started by the test runner may inherit a blocked SIGTERM).
+    public func stop() async {
+        await child?.terminate(signal: SIGKILL)
+        child = nil
+    }
+
+    public var url: String { "mqtt://127.0.0.1:\(port)" }
+
+    deinit { child?.signal(SIGKILL) }
+}
+
+/// One message as a subscriber saw it.
+public struct ObservedMessage: Sendable, CustomStringConvertible {
+    public var topic: String
+    public var payload: String
+    public var retained: Bool
+    public var correlationData: String
+    public var receivedAt: Double
+    public var description: String { "\(retained ? "[r] " : "")\(topic) \(payload)" }
+
+    /// The payload as a JSON object (nil if it is not one).
+    public var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any]
+    }
+
+    public func string(_ key: String) -> String? { json?[key] as? String }
+}
+
+/// A `mosquitto_sub` process recording everything on some topics: what users would see.
+public final class MQTTObserver: @unchecked Sendable {
+    // @unchecked: only the immutable child and URL are stored; reads parse the log file.
+    private let child: ChildProcess
+
+    public init(broker: MosquittoBroker, topics: [String] = ["#"], v5: Bool = true) throws {
+        var args = ["mosquitto_sub", "-p", "\(broker.port)", "-q", "1", "-F", "%r\t%t\t%x\t%D\t%U"]
+        if v5 { args += ["-V", "mqttv5"] }
+        for t in topics { args += ["-t", t] }
+        let dir = try makeTemporaryDirectory("observer")
+        child = try ChildProcess(args, log: dir.appendingPathComponent("sub.log"))
+    }
+
+    /// Waits until the subscription is live (a probe message comes back).
+    public func ready(broker: MosquittoBroker) async throws {
+        let probe = "iwtest/probe/\(UUID().uuidString.prefix(6))"
+        try await eventually("the observer to subscribe", timeout: .seconds(10)) {
+            try MQTT.publish(broker: broker, topic: probe, payload: "x")
+            return self.messages.contains { $0.topic == probe }
+        }
+    }
+
+    public var messages: [ObservedMessage] {
+        var out: [ObservedMessage] = []
+        for line in child.output.split(separator: "\n") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard f.count >= 5 else { continue }
+            out.append(
+                ObservedMessage(
+                    topic: String(f[1]), payload: Self.unhex(f[2]), retained: f[0] == "1", correlationData: String(f[3]),
+                    receivedAt: Double(f[4]) ?? 0))
+        }
+        return out
+    }
+
+    public func messages(on topic: String) -> [ObservedMessage] { messages.filter { $0.topic == topic } }
+
+    /// Waits for a message on `topic` matching `match`, and returns it.
+    @discardableResult
+    public func waitFor(
+        _ topic: String, timeout: Duration = .seconds(15), where match: @escaping (ObservedMessage) -> Bool = { _ in true }
+    ) async throws -> ObservedMessage {
+        try await eventually("a message on \(topic); saw:\n\(messages.suffix(15).map(\.description).joined(separator: "\n"))", timeout: timeout) {
+            self.messages(on: topic).first(where: match)
+        }
+    }
+
+    public func stop() async { await child.terminate(signal: SIGKILL) }
+
+    static func unhex(_ s: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.count / 2)
+        var it = s.utf8.makeIterator()
+        func v(_ c: UInt8) -> UInt8 { c >= 97 ? c - 87 : (c >= 65 ? c - 55 : c - 48) }
+        while let a = it.next(), let b = it.next() { bytes.append(v(a) << 4 | v(b)) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Publishing as a user would, with mosquitto_pub and mosquitto_rr.
+public enum MQTT {
+    public static func publish(
+        broker: MosquittoBroker, topic: String, payload: String, retain: Bool = false, extra: [String] = []
+    ) throws {
+        var args = ["mosquitto_pub", "-p", "\(broker.port)", "-q", "1", "-t", topic]
+        if retain { args.append("-r") }
+        args += extra
+        args += payload.isEmpty ? ["-n"] : ["-m", payload]
+        let (status, output) = try run(args)
+        if status != 0 { throw TestSupportError("mosquitto_pub failed: \(output)") }
+    }
+
+    /// `mosquitto_rr`: publishes with a Response Topic and prints the first reply.
+    public static func request(broker: MosquittoBroker, topic: String, responseTopic: String, payload: String, timeout: Int = 20) throws -> String {
+        let (status, output) = try run([
+            "mosquitto_rr", "-p", "\(broker.port)", "-t", topic, "-e", responseTopic, "-m", payload, "-W", "\(timeout)",
+        ])
+        if status != 0 { throw TestSupportError("mosquitto_rr failed (\(status)): \(output)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

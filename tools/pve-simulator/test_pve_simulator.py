@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Self-check for pve_simulator.py: starts it as a subprocess and talks to it with urllib.
+
+Run: python3 tools/pve-simulator/test_pve_simulator.py
+Ends with "N passed, M failed"; exits non-zero if anything failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIMULATOR = os.path.join(HERE, "pve_simulator.py")
+TOKEN = "root@pam!bridge=5e0f3c2a-8b1d-4f6e-9a73-2c4b6d8e0f15"
+UPID_RE = re.compile(r"^UPID:[a-z0-9-]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:\w+:\d*:[^:]+:$")
+TASK_SECONDS = 0.25
+AUTH_DELAY = 0.2
+
+passed = failed = 0
+
+
+def check(name: str, condition: bool, detail="") -> None:
+    global passed, failed
+    if condition:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+class Response:
+    def __init__(self, status, reason, headers, body: bytes):
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def data(self):
+        return (self.json or {}).get("data")
+
+    def __repr__(self):
+        return f"<{self.status} {self.reason!r} {self.body[:300]!r}>"
+
+
+class Simulator:
+    """One simulator process; `req` talks to it."""
+
+    def __init__(self, *args: str, https=True):
+        self.tmp = tempfile.mkdtemp(prefix="pve-sim-test-")
+        self.ca = os.path.join(self.tmp, "ca.pem")
+        cmd = [sys.executable, SIMULATOR, "--port", "0", "--quiet",
+               "--port-file", os.path.join(self.tmp, "port")]
+        if https:
+            cmd += ["--ca-out", self.ca]
+        else:
+            cmd += ["--http"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.line = self.proc.stdout.readline().strip()
+        self.startup = time.monotonic() - self.started
+        m = re.fullmatch(r"pve-simulator listening on (https?)://127\.0\.0\.1:(\d+)", self.line)
+        if not m:
+            raise RuntimeError(f"simulator did not start: {self.line!r}")
+        self.base = f"{m.group(1)}://127.0.0.1:{m.group(2)}"
+        self.port = int(m.group(2))
+        ctx = ssl.create_default_context(cafile=self.ca) if https else None
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx)) \
+            if https else urllib.request.build_opener()
+
+    def req(self, method, path, params=None, json_body=None, auth="token", headers=None,
+            timeout=10) -> Response:
+        url = self.base + path
+        hdrs = dict(headers or {})
+        data = None
+        if auth == "token":
+            hdrs["Authorization"] = "PVEAPIToken=" + TOKEN
+        elif auth:
+            hdrs["Authorization"] = "PVEAPIToken=" + auth
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif params is not None and method == "GET":
+            url += "?" + urllib.parse.urlencode(params)
+        elif params is not None:
+            data = urllib.parse.urlencode(params).encode()
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        elif method != "GET":
+            data = b""
+        request = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+        try:
+            with self.opener.open(request, timeout=timeout) as r:
+                return Response(r.status, r.reason, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.reason, e.headers, e.read())
+
+    def api(self, method, path, **kw) -> Response:
+        return self.req(method, "/api2/json" + path, **kw)
+
+    def sim(self, method, path, body=None) -> Response:
+        return self.req(method, "/_sim" + path, json_body=body if body is not None else {},
+                        auth=None)
+
+    def wait_task(self, node, upid, deadline=10.0) -> dict:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            r = self.api("GET", f"/nodes/{node}/tasks/{upid}/status")
+            if r.status == 200 and r.data["status"] == "stopped":
+                return r.data
+            time.sleep(0.05)
+        raise AssertionError(f"task {upid} did not finish")
+
+    def wait_status(self, node, vmid, want, deadline=10.0) -> bool:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.api("GET", f"/nodes/{node}/lxc/{vmid}/status/current").data["status"] == want:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def status(self, node, vmid) -> str:
+        return self.api("GET", f"/nodes/{node}/lxc/{vmid}/status/current").data["status"]
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=5)
+        finally:
+            self.proc.stdout.close()
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_transport_and_auth(s: Simulator):
+    check("listening line", s.line.startswith("pve-simulator listening on https://"), s.line)
+    with open(os.path.join(s.tmp, "port")) as f:
+        check("port file", int(f.read()) == s.port)
+    r = s.api("GET", "/version")
+    check("version over verified TLS", r.status == 200 and r.data["version"] == "9.0.3", r)
+    check("json content type", r.headers["Content-Type"] == "application/json;charset=UTF-8")
+
+    t0 = time.monotonic()
+    r = s.api("GET", "/version", auth=None)
+    check("no credentials: 401 No ticket, empty body",
+          (r.status, r.reason, r.body) == (401, "No ticket", b""), r)
+    check("401 is delayed", time.monotonic() - t0 >= AUTH_DELAY * 0.9)
+    r = s.api("GET", "/version", auth="root@pam!bridge=wrong")
+    check("bad token: Authentication failed!",
+          (r.status, r.reason, r.body) == (401, "Authentication failed!", b""), r)
+
+    r = s.api("POST", "/access/ticket", params={"username": "root@pam", "password": "nope"},
+              auth=None)
+    check("wrong password", r.status == 401 and r.json == {
+        "data": None, "message": "authentication failure\n"}, r)
+    r = s.api("POST", "/access/ticket", params={"username": "root", "realm": "pam",
+                                                 "password": "secret"}, auth=None)
+    check("login with realm", r.status == 200 and r.data["username"] == "root@pam", r)
+    ticket, csrf = r.data["ticket"], r.data["CSRFPreventionToken"]
+    check("ticket format", re.fullmatch(r"PVE:root@pam:[0-9A-F]{8}::[A-Za-z0-9+/=]+", ticket),
+          ticket)
+    check("csrf format", re.fullmatch(r"[0-9A-F]{8}:[A-Za-z0-9+/]{43}", csrf), csrf)
+    cookie = {"Cookie": "PVEAuthCookie=" + urllib.parse.quote(ticket, safe="")}
+    r = s.api("GET", "/nodes", auth=None, headers=cookie)
+    check("cookie auth GET", r.status == 200 and r.data[0]["node"] == "pve1", r)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/reboot", auth=None, headers=cookie)
+    check("non-GET without CSRF", (r.status, r.reason, r.body) ==
+          (401, "Permission denied - invalid csrf token", b""), r)
+    r = s.api("POST", "/access/ticket", params={"username": "root@pam", "password": ticket},
+              auth=None)
+    check("ticket renewal", r.status == 200 and r.data["ticket"] != ticket, r)
+    s.sim("POST", "/tickets/expire")
+    r = s.api("GET", "/nodes", auth=None, headers=cookie)
+    check("expired ticket", (r.status, r.reason) == (401, "Authentication failed!"), r)
+
+    r = s.sim("POST", "/token", {"token": "root@pam!ro=abc", "privileges": ["VM.Audit"]})
+    check("add restricted token", r.status == 200, r)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/stop", auth="root@pam!ro=abc")
+    check("restricted token: 403", r.status == 403 and r.json == {
+        "data": None, "message": "Permission check failed (/vms/100, VM.PowerMgmt)\n"}, r)
+    r = s.api("GET", "/nodes/pve1/lxc/100/status/current", auth="root@pam!ro=abc")
+    check("restricted token may audit", r.status == 200, r)
+
+
+def test_reads(s: Simulator):
+    r = s.api("GET", "/nodes/pve1/lxc/100/status/current")
+    d = r.data
+    want = {"vmid", "type", "name", "status", "cpus", "cpu", "mem", "maxmem", "swap", "maxswap",
+            "disk", "maxdisk", "uptime", "netin", "netout", "diskread", "diskwrite", "ha", "pid",
+            "pressurecpusome", "pressurecpufull", "pressureiosome", "pressureiofull",
+            "pressurememorysome", "pressurememoryfull"}
+    check("status/current fields", want <= set(d), sorted(want - set(d)))
+    check("status/current values", d["vmid"] == 100 and d["type"] == "lxc" and
+          d["status"] == "running" and d["ha"] == {"managed": 0} and
+          d["pressurecpusome"] == "0.00", d)
+    r = s.api("GET", "/nodes/pve1/lxc/999/status/current")
+    check("missing CT: 500", (r.status, r.reason) ==
+          (500, "Configuration file 'nodes/pve1/lxc/999.conf' does not exist") and
+          r.json["message"].endswith("does not exist\n"), r)
+    r = s.api("GET", "/nodes/pve1/lxc/101/status/current")
+    check("wrong node looks missing", r.status == 500 and "nodes/pve1/lxc/101.conf" in r.reason)
+    r = s.api("GET", "/nodes/pve1/lxc")
+    check("lxc list", r.status == 200 and {c["vmid"] for c in r.data} == {100, 102, 104} and
+          all("ha" not in c for c in r.data), r)
+    r = s.api("GET", "/nodes/pve1/lxc/100/config")
+    check("config", r.status == 200 and r.data["hostname"] == "ct100", r)
+    r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+    check("resources", r.status == 200 and len(r.data) == 6, r)
+    e = r.data[0]
+    check("resource entry", e["id"] == "lxc/100" and e["type"] == "lxc" and e["template"] == 0
+          and {"maxcpu", "maxmem", "maxdisk", "uptime", "netin", "diskwrite"} <= set(e), e)
+    r = s.api("GET", "/cluster/resources", params={"type": "bogus"})
+    check("resources enum", r.status == 400 and "type" in r.json["errors"], r)
+    r = s.api("GET", "/nodes/pve1/lxc/100/status/foo")
+    check("501", (r.status, r.reason) ==
+          (501, "Method 'GET /nodes/pve1/lxc/100/status/foo' not implemented"), r)
+    r = s.api("GET", "/nodes/pve1/lxc/abc/status/current")
+    check("vmid type check", r.status == 400 and r.json["errors"]["vmid"] ==
+          "type check ('integer') failed - got 'abc'", r)
+
+
+def test_params(s: Simulator):
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/shutdown",
+              params={"timeout": "x", "forceStop": "true", "bogus": "1"})
+    check("400 param errors", r.status == 400 and r.reason == "Parameter verification failed."
+          and r.json == {"data": None, "message": "Parameter verification failed.\n", "errors": {
+              "timeout": "type check ('integer') failed - got 'x'",
+              "forceStop": "type check ('boolean') failed - got 'true'",
+              "bogus": "property is not defined in schema and the schema does not allow "
+                       "additional properties"}}, r)
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/shutdown",
+              json_body={"timeout": 5, "forceStop": True})
+    check("JSON body booleans accepted", r.status == 200 and UPID_RE.match(r.data or ""), r)
+    s.wait_task("pve1", r.data)
+
+
+def test_lifecycle(s: Simulator):
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/start")
+    check("start running: 500", (r.status, r.reason) == (500, "CT 100 already running") and
+          r.json == {"data": None, "message": "CT 100 already running\n"}, r)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/shutdown", params={"timeout": 5,
+                                                                     "forceStop": 1})
+    upid = r.data
+    check("shutdown returns UPID", r.status == 200 and UPID_RE.match(upid) and
+          ":vzshutdown:100:root@pam!bridge:" in upid, r)
+    check("status unchanged while task runs", s.status("pve1", 100) == "running")
+    t = s.wait_task("pve1", urllib.parse.quote(upid, safe=""))
+    check("task status via %3A", t["exitstatus"] == "OK" and t["user"] == "root@pam" and
+          t["tokenid"] == "bridge" and t["type"] == "vzshutdown" and t["id"] == "100", t)
+    check("stopped after task", s.status("pve1", 100) == "stopped")
+    for action, msg in (("stop", "CT 100 not running"), ("shutdown", "CT 100 not running"),
+                        ("suspend", "CT 100 not running"), ("reboot", "VM 100 not running")):
+        r = s.api("POST", f"/nodes/pve1/lxc/100/status/{action}")
+        check(f"{action} precheck", (r.status, r.reason) == (500, msg), r)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/start")
+    t = s.wait_task("pve1", r.data)
+    check("start", t["exitstatus"] == "OK" and s.status("pve1", 100) == "running", t)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/reboot")
+    t = s.wait_task("pve1", r.data)
+    check("reboot", t["exitstatus"] == "OK" and s.status("pve1", 100) == "running", t)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/stop", params={"overrule-shutdown": 0})
+    t = s.wait_task("pve1", r.data)
+    check("stop", t["type"] == "vzstop" and t["exitstatus"] == "OK" and
+          s.status("pve1", 100) == "stopped", t)
+
+    r = s.api("POST", "/nodes/pve1/lxc/999/status/start")
+    t = s.wait_task("pve1", r.data) if r.status == 200 else {}
+    check("start missing CT: failing task",
+          t.get("exitstatus") == "Configuration file 'nodes/pve1/lxc/999.conf' does not exist", r)
+
+    for flags, text in (({"lock": "backup"}, "CT is locked (backup)"),
+                        ({"lock": None, "template": True},
+                         "you can't start a CT if it's a template"),
+                        ({"template": False, "fail_start": True},
+                         "startup for container '100' failed")):
+        s.sim("POST", "/ct/100", flags)
+        r = s.api("POST", "/nodes/pve1/lxc/100/status/start")
+        t = s.wait_task("pve1", r.data)
+        check(f"start fails: {text}", t["exitstatus"] == text and
+              s.status("pve1", 100) == "stopped", t)
+    s.sim("POST", "/ct/100", {"fail_start": False})
+
+
+def test_shutdown_timeout(s: Simulator):
+    s.sim("POST", "/ct/104", {"ignore_shutdown": True})
+    t0 = time.monotonic()
+    r = s.api("POST", "/nodes/pve1/lxc/104/status/shutdown", params={"timeout": 1})
+    t = s.wait_task("pve1", r.data)
+    took = time.monotonic() - t0
+    check("ignoring CT, forceStop=0: fails after timeout",
+          t["exitstatus"] == "container did not stop" and 0.9 <= took < 2.5 and
+          s.status("pve1", 104) == "running", (t, took))
+    t0 = time.monotonic()
+    r = s.api("POST", "/nodes/pve1/lxc/104/status/shutdown", params={"timeout": 1,
+                                                                     "forceStop": 1})
+    t = s.wait_task("pve1", r.data)
+    took = time.monotonic() - t0
+    check("ignoring CT, forceStop=1: killed after timeout", t["exitstatus"] == "OK" and
+          0.9 <= took < 2.5 and s.status("pve1", 104) == "stopped", (t, took))
+
+    s.sim("POST", "/ct/104", {"status": "running"})
+    r = s.api("POST", "/nodes/pve1/lxc/104/status/shutdown", params={"timeout": 30})
+    shutdown_upid = r.data
+    time.sleep(0.2)
+    r = s.api("POST", "/nodes/pve1/lxc/104/status/stop", params={"overrule-shutdown": 1})
+    t = s.wait_task("pve1", r.data, deadline=5)
+    shut = s.wait_task("pve1", shutdown_upid, deadline=1)
+    check("overrule-shutdown aborts the shutdown", t["exitstatus"] == "OK" and
+          shut["exitstatus"] == "received interrupt" and s.status("pve1", 104) == "stopped",
+          (t, shut))
+    s.sim("POST", "/ct/104", {"ignore_shutdown": False, "status": "running"})
+
+
+def test_suspend_resume(s: Simulator):
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/start")
+    s.wait_task("pve1", r.data)
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/suspend")
+    t = s.wait_task("pve1", r.data)
+    check("suspend", t["exitstatus"] == "OK" and s.status("pve1", 102) == "stopped", t)
+    r = s.api("GET", "/nodes/pve1/tasks", params={"vmid": 102, "limit": 1})
+    check("latest task is vzsuspend", r.status == 200 and r.data[0]["type"] == "vzsuspend" and
+          r.data[0]["status"] == "OK" and "endtime" in r.data[0], r)
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/resume")
+    t = s.wait_task("pve1", r.data)
+    check("resume", t["exitstatus"] == "OK" and s.status("pve1", 102) == "running", t)
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/resume")
+    check("resume precheck", (r.status, r.reason) == (500, "CT 102 already running"), r)
+    s.sim("POST", "/ct/102", {"fail_suspend": True})
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/suspend")
+    t = s.wait_task("pve1", r.data)
+    check("failing suspend", t["exitstatus"] == "command 'lxc-checkpoint -n 102 -s -D "
+          "/var/lib/vz/dump' failed: exit code 1" and s.status("pve1", 102) == "running", t)
+    s.sim("POST", "/ct/102", {"suspended": True})
+    check("control: suspended", s.status("pve1", 102) == "stopped" and s.api(
+        "GET", "/nodes/pve1/tasks", params={"vmid": 102, "limit": 1}).data[0]["type"] ==
+        "vzsuspend")
+
+
+def test_ha(s: Simulator):
+    s.sim("POST", "/ct/103", {"ha": True, "status": "stopped"})
+    r = s.api("GET", "/nodes/pve2/lxc/103/status/current")
+    check("ha field", r.data["ha"] == {"managed": 1, "state": "stopped"}, r)
+    r = s.api("POST", "/nodes/pve2/lxc/103/status/start")
+    check("hastart UPID", ":hastart:103:" in (r.data or ""), r)
+    t0 = time.monotonic()
+    t = s.wait_task("pve2", r.data)
+    check("hastart ends at once, CT not yet running",
+          time.monotonic() - t0 < TASK_SECONDS and t["exitstatus"] == "OK" and
+          s.status("pve2", 103) == "stopped", t)
+    check("HA starts it later", s.wait_status("pve2", 103, "running", deadline=3))
+    r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+    e = [x for x in r.data if x["vmid"] == 103][0]
+    check("hastate in resources", e.get("hastate") == "started", e)
+
+
+def test_tasks_and_errors(s: Simulator):
+    r = s.api("GET", "/nodes/pve1/tasks/UPID:garbage/status")
+    check("bad upid", r.status == 400 and r.json["errors"] == {
+        "upid": "unable to parse worker upid"}, r)
+    r = s.api("GET", "/nodes/pve1/tasks/UPID:pve1:00001234:00ABCDEF:5F3C0469:vzstart:100:"
+                     "root@pam:/status")
+    check("unknown upid", r.status == 400 and r.json["errors"] == {"upid": "no such task"}, r)
+    r = s.api("GET", "/cluster/tasks")
+    check("cluster tasks", r.status == 200 and r.data and all(
+        ("endtime" in t and "status" in t) for t in r.data if t["saved"] == "1"), r)
+    r = s.api("GET", "/nodes/pve1/tasks", params={"typefilter": "vzstart", "limit": 2})
+    check("tasks typefilter/limit", r.status == 200 and len(r.data) == 2 and
+          all(t["type"] == "vzstart" for t in r.data), r)
+    r = s.api("GET", "/nodes/pve1/tasks", params={"source": "nope"})
+    check("tasks source enum", r.status == 400, r)
+
+    s.sim("POST", "/ct", {"vmid": 200, "node": "pve2", "name": "new", "status": "stopped"})
+    r = s.api("GET", "/nodes/pve2/tasks", params={"vmid": 200})
+    check("control create records vzcreate", [t["type"] for t in r.data] == ["vzcreate"], r)
+    s.sim("DELETE", "/ct/200")
+    r = s.api("GET", "/nodes/pve2/lxc/200/status/current")
+    check("control destroy", r.status == 500 and s.api(
+        "GET", "/nodes/pve2/tasks", params={"vmid": 200, "limit": 1}).data[0]["type"] ==
+        "vzdestroy", r)
+
+    before = len(s.api("GET", "/nodes/pve2/tasks", params={"vmid": 105}).data)
+    s.sim("POST", "/ct/105", {"status": "stopped"})
+    after = s.api("GET", "/nodes/pve2/tasks", params={"vmid": 105}).data
+    check("outside change creates no task", s.status("pve2", 105) == "stopped" and
+          len(after) == before, after)
+    r = s.sim("POST", "/ct/105/action/start")
+    t = s.wait_task("pve2", r.json["upid"])
+    check("GUI action by root@pam", t["user"] == "root@pam" and "tokenid" not in t and
+          s.status("pve2", 105) == "running", t)
+
+    s.sim("POST", "/node/pve2", {"online": False})
+    r = s.api("GET", "/nodes/pve2/lxc/101/status/current")
+    check("node down: 595", (r.status, r.reason) == (595, "Connection refused"), r)
+    r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+    check("node down: status unknown", {e["status"] for e in r.data if e["node"] == "pve2"} ==
+          {"unknown"}, r)
+    r = s.api("GET", "/nodes")
+    check("node down in /nodes", [n["status"] for n in r.data] == ["online", "offline"], r)
+    s.sim("POST", "/node/pve2", {"online": True})
+
+    s.sim("POST", "/fail", {"status": 503, "count": 2})
+    codes = [s.api("GET", "/version") for _ in range(3)]
+    check("fail injection", [(c.status, c.reason) for c in codes] ==
+          [(503, "Service Unavailable")] * 2 + [(200, "OK")], codes)
+    s.sim("POST", "/slow", {"seconds": 0.4})
+    t0 = time.monotonic()
+    s.api("GET", "/version")
+    slow = time.monotonic() - t0
+    s.sim("POST", "/slow", {"seconds": 0})
+    check("slow injection", slow >= 0.4, slow)
+
+    s.sim("POST", "/stats/reset")
+    s.api("GET", "/cluster/resources")
+    s.api("GET", "/nodes/pve1/lxc/100/status/current")
+    s.api("GET", "/nodes/pve1/lxc/102/status/current")
+    r = s.sim("GET", "/stats")
+    check("stats by template", r.json == {"requests": {
+        "GET /cluster/resources": 1, "GET /nodes/{node}/lxc/{vmid}/status/current": 2},
+        "total": 3}, r)
+    r = s.sim("GET", "/ct/100")
+    check("control ct state", r.status == 200 and r.json["vmid"] == 100 and
+          "suspended" in r.json, r)
+
+
+def test_scale():
+    s = Simulator("--cts", "1000", "--nodes", "pve1,pve2,pve3", https=False)
+    try:
+        check("1000 CTs start in under a second", s.startup < 1.0, s.startup)
+        t0 = time.monotonic()
+        r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+        took = time.monotonic() - t0
+        check("resources for 1000 CTs", r.status == 200 and len(r.data) == 1000 and took < 0.5,
+              (r.status, took))
+        check("plain http line", s.line.startswith("pve-simulator listening on http://"))
+    finally:
+        check("SIGTERM exits 0", s.stop() == 0)
+
+
+def main() -> int:
+    started = time.monotonic()
+    s = Simulator("--nodes", "pve1,pve2", "--cts", "6", "--auth-delay", str(AUTH_DELAY),
+                  "--task-seconds", str(TASK_SECONDS), "--lock-timeout", "2")
+    try:
+        for test in (test_transport_and_auth, test_reads, test_params, test_lifecycle,
+                     test_shutdown_timeout, test_suspend_resume, test_ha,
+                     test_tasks_and_errors):
+            try:
+                test(s)
+            except Exception:
+                check(test.__name__, False, traceback.format_exc())
+    finally:
+        check("SIGTERM exits 0 (https)", s.stop() == 0)
+    try:
+        test_scale()
+    except Exception:
+        check("test_scale", False, traceback.format_exc())
+    print(f"({time.monotonic() - started:.1f} s)")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
