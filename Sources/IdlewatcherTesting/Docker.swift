@@ -58,8 +58,8 @@ public final class DockerFixture: @unchecked Sendable {
 
     /// A container that stops at once on SIGTERM.
     @discardableResult
-    public func runQuickStopper(_ name: String, labels: [String: String] = [:]) throws -> String {
-        try run(name, labels: labels, command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+    public func runQuickStopper(_ name: String, labels: [String: String] = [:], start: Bool = true) throws -> String {
+        try run(name, labels: labels, command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"], start: start)
     }
 
     /// Runs the docker CLI as a person would.

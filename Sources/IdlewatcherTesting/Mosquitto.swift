@@ -8,13 +8,22 @@ public final class MosquittoBroker: @unchecked Sendable {
     public let configURL: URL
     private var child: ChildProcess?
 
-    /// - Parameter extraConfig: more lines for mosquitto.conf (password_file, acl_file, TLS listener…).
-    public init(extraConfig: String = "", listener: String? = nil) async throws {
+    /// - Parameters:
+    ///   - extraConfig: more lines for mosquitto.conf (password_file, acl_file, TLS listener…).
+    ///   - persistent: keep sessions and retained messages across restarts (saved on every change).
+    public init(extraConfig: String = "", listener: String? = nil, persistent: Bool = false) async throws {
         port = freePort()
         directory = try makeTemporaryDirectory("mosquitto")
+        // mosquitto started as root runs as the `mosquitto` user: it must be able to write here.
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory.path)
         configURL = directory.appendingPathComponent("mosquitto.conf")
         var conf = listener ?? "listener \(port) 127.0.0.1\nallow_anonymous true\n"
-        conf += "persistence false\n" + extraConfig + "\n"
+        if persistent {
+            conf += "persistence true\npersistence_location \(directory.path)/\nautosave_interval 1\nautosave_on_changes true\n"
+        } else {
+            conf += "persistence false\n"
+        }
+        conf += extraConfig + "\n"
         try conf.write(to: configURL, atomically: true, encoding: .utf8)
         try await start()
     }
@@ -25,9 +34,10 @@ public final class MosquittoBroker: @unchecked Sendable {
         try await eventually("mosquitto listening on \(port)") { isListening(port: port) }
     }
 
-    /// Stops the broker (SIGKILL: fixtures started by the test runner may inherit a blocked SIGTERM).
-    public func stop() async {
-        await child?.terminate(signal: SIGKILL)
+    /// Stops the broker: SIGTERM (it saves its persistence file, as `systemctl restart` would),
+    /// or SIGKILL when `crash`.
+    public func stop(crash: Bool = false) async {
+        await child?.terminate(signal: crash ? SIGKILL : SIGTERM)
         child = nil
     }
 
@@ -58,8 +68,10 @@ public final class MQTTObserver: @unchecked Sendable {
     // @unchecked: only the immutable child and URL are stored; reads parse the log file.
     private let child: ChildProcess
 
-    public init(broker: MosquittoBroker, topics: [String] = ["#"], v5: Bool = true) throws {
+    /// - Parameter sessionID: a client id for a persistent session (messages queued while away).
+    public init(broker: MosquittoBroker, topics: [String] = ["#"], v5: Bool = true, sessionID: String? = nil) throws {
         var args = ["mosquitto_sub", "-p", "\(broker.port)", "-q", "1", "-F", "%r\t%t\t%x\t%D\t%U"]
+        if let sessionID { args += ["-c", "-i", sessionID] }
         if v5 { args += ["-V", "mqttv5"] }
         for t in topics { args += ["-t", t] }
         let dir = try makeTemporaryDirectory("observer")

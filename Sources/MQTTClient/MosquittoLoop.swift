@@ -155,6 +155,7 @@ final class MosquittoLoop: @unchecked Sendable {
                 connectionLost = false
                 sessionUp = false
                 serve()
+                if isStopping && !connectionLost { break }  // shutDown() says offline on this session
                 let wasUp = sessionUp
                 sessionUp = false
                 if connected.exchange(false, ordering: .relaxed) || wasUp {

@@ -12,11 +12,11 @@ final class TestEnvironment: @unchecked Sendable {
     var bridge: BridgeProcess?
     let bridgeID: String
 
-    init(bridgeID: String = "t\(UUID().uuidString.prefix(6).lowercased())") async throws {
+    init(bridgeID: String = "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: Bool = false) async throws {
         self.bridgeID = bridgeID
-        broker = try await MosquittoBroker()
+        broker = try await MosquittoBroker(persistent: persistentBroker)
         docker = try await DockerFixture()
-        observer = try MQTTObserver(broker: broker)
+        observer = try MQTTObserver(broker: broker, sessionID: persistentBroker ? "observer-\(bridgeID)" : nil)
         try await observer.ready(broker: broker)
     }
 
@@ -78,30 +78,21 @@ final class TestEnvironment: @unchecked Sendable {
     }
 
     func tearDown() async {
-        let t0 = ContinuousClock.now
         if let bridge { await bridge.stop() }
-        let t1 = ContinuousClock.now
         await observer.stop()
-        let t2 = ContinuousClock.now
         docker.cleanUp()
-        let t3 = ContinuousClock.now
         await broker.stop()
-        print("TIMING teardown bridge \(t1 - t0) observer \(t2 - t1) docker \(t3 - t2) broker \(ContinuousClock.now - t3)")
     }
 }
 
 /// Runs `body` in a fresh environment and always tears it down.
 func withEnvironment(
-    bridgeID: String? = nil, _ body: (TestEnvironment) async throws -> Void
+    bridgeID: String? = nil, persistentBroker: Bool = false, _ body: (TestEnvironment) async throws -> Void
 ) async throws {
-    let t0 = ContinuousClock.now
-    defer { print("TIMING total \(ContinuousClock.now - t0)") }
-    let env: TestEnvironment
-    if let bridgeID { env = try await TestEnvironment(bridgeID: bridgeID) } else { env = try await TestEnvironment() }
-    print("TIMING setup \(ContinuousClock.now - t0)")
+    let env = try await TestEnvironment(
+        bridgeID: bridgeID ?? "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: persistentBroker)
     do {
         try await body(env)
-        print("TIMING body \(ContinuousClock.now - t0)")
     } catch {
         if let b = env.bridge { print("--- bridge log ---\n\(b.log.suffix(6000))") }
         await env.tearDown()

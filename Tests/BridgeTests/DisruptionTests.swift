@@ -1,0 +1,66 @@
+import Foundation
+import IdlewatcherTesting
+import Testing
+
+/// The broker and dockerd go away mid-run and come back: nothing lost, statuses right, commands work.
+@Suite("Broker and Docker restarts")
+struct DisruptionTests {
+    @Test("broker restarted mid-run: events of the outage are delivered in order, statuses right, commands work")
+    func brokerRestart() async throws {
+        try await withEnvironment(persistentBroker: true) { env in
+            let name = try env.docker.run("outage")
+            try await env.startBridge()
+            try await env.waitForStatus(name, "running")
+
+            await env.broker.stop()
+            try env.docker.cli("pause", name)
+            try env.docker.cli("unpause", name)
+            try env.docker.cli("pause", name)
+            try await env.broker.start()
+
+            try await eventually("the outage's events; saw \(env.observer.messages.map(\.description))", timeout: .seconds(30)) {
+                env.eventActions(name).suffix(3) == ["pause", "unpause", "pause"]
+            }
+            #expect(env.eventActions(name).filter { $0 == "pause" }.count == 2, "each event once: \(env.eventActions(name))")
+            try await env.waitForStatus(name, "paused")
+            #expect(try env.retainedStatus(name) == "paused")
+            try await eventually("online again") { try env.retainedOnline() }
+            let r = try await env.command(name, ["action": "unpause"])
+            #expect(r.json?["ok"] as? Bool == true)
+            #expect(env.docker.state(name) == "running")
+        }
+    }
+
+    @Test("dockerd restarted mid-run: commands say unavailable meanwhile; afterwards statuses resync and commands work")
+    func dockerRestart() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("dockerd")
+            try await env.startBridge()
+            try await env.waitForStatus(name, "running")
+
+            let (_, pids) = try run(["pidof", "dockerd"])
+            let pid = pids.split(separator: " ").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            try #require(!pid.isEmpty, "dockerd must be running")
+            try run(["kill", "-TERM", pid])
+            try await eventually("dockerd to exit", timeout: .seconds(60)) { try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0 }
+
+            let down = try await env.command(name, ["action": "wake"])
+            #expect((down.json?["error"] as? [String: Any])?["code"] as? String == "unavailable", "\(down.payload)")
+            #expect(((down.json?["error"] as? [String: Any])?["message"] as? String)?.contains("docker.sock") == true)
+
+            try await DockerFixture.ensureEngine()
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(60))
+            let up = try await env.command(name, ["action": "wake"])
+            #expect(up.json?["ok"] as? Bool == true, "\(up.payload)")
+            #expect(env.docker.state(name) == "running")
+            try await env.waitForStatus(name, "running")
+        }
+    }
+}
+
+extension TestEnvironment {
+    func retainedOnline() throws -> Bool {
+        let (_, output) = try run(["mosquitto_sub", "-p", "\(broker.port)", "-t", stateTopic, "-C", "1", "-W", "1"])
+        return output.trimmingCharacters(in: .whitespacesAndNewlines) == "online"
+    }
+}

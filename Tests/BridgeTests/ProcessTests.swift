@@ -1,0 +1,56 @@
+import Foundation
+import IdlewatcherTesting
+import Testing
+
+/// The process as users and other bridges see it: availability, shutdown, retained state.
+@Suite("The bridge process")
+struct ProcessTests {
+    @Test("online while running; SIGTERM publishes offline and exits 0")
+    func availability() async throws {
+        try await withEnvironment { env in
+            let b = try await env.startBridge()
+            let online = try await env.observer.waitFor(env.stateTopic) { $0.payload == "online" }
+            #expect(online.payload == "online")
+            let status = await b.stop()
+            #expect(status == 0)
+            try await env.observer.waitFor(env.stateTopic) { $0.payload == "offline" }
+            #expect(b.log.contains("stopped"))
+            env.bridge = nil
+        }
+    }
+
+    @Test("SIGKILL: the broker publishes the offline will")
+    func will() async throws {
+        try await withEnvironment { env in
+            let b = try await env.startBridge()
+            b.child.signal(SIGKILL)
+            try await env.observer.waitFor(env.stateTopic, timeout: .seconds(10)) { $0.payload == "offline" }
+            env.bridge = nil
+        }
+    }
+
+    @Test("at start-up, retained statuses this bridge left for gone containers are cleared; another bridge's are not")
+    func staleRetainedCleared() async throws {
+        try await withEnvironment { env in
+            let mine = "\(env.docker.prefix)-gone"
+            let theirs = "\(env.docker.prefix)-elsewhere"
+            try MQTT.publish(broker: env.broker, topic: env.topic(mine, "status"), payload: #"{"status":"running","bridge":"\#(env.bridgeID)","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
+            try MQTT.publish(broker: env.broker, topic: env.topic(theirs, "status"), payload: #"{"status":"running","bridge":"another-host","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
+            let live = try env.docker.run("live")
+            try await env.startBridge()
+            try await env.waitForStatus(live, "running")
+            try await eventually("the stale status to be cleared") { try env.retainedStatus(mine) == nil }
+            #expect(try env.retainedStatus(theirs) == "running", "another bridge's retained status is left alone")
+            try MQTT.publish(broker: env.broker, topic: env.topic(theirs, "status"), payload: "", retain: true)
+        }
+    }
+
+    @Test("--version prints the version; check-config accepts the example configuration")
+    func commandLine() throws {
+        let v = try run([BridgeProcess.executable, "--version"])
+        #expect(v.status == 0)
+        #expect(v.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+        let c = try run([BridgeProcess.executable, "check-config", "--config", repositoryRoot.appendingPathComponent("config/idlewatcher-bridge.yaml").path])
+        #expect(c.status == 0, "\(c.output)")
+    }
+}
