@@ -56,10 +56,12 @@ public final class Bridge: Service, Sendable {
                 }
             }
             group.addTask { await self.serveMessages() }
+            if let path = settings.healthFile { group.addTask { await self.reportHealth(to: path) } }
             try? await gracefulShutdown()
             await self.drainCommands()
             group.cancelAll()
         }
+        removeHealthFile()
         for b in bindings { await b.runtime.close() }
     }
 

@@ -12,11 +12,18 @@ public struct BridgeSettings: Sendable {
     public var commandQueueLimit: Int
     /// On SIGTERM, how long in-flight commands get to finish before they are failed.
     public var shutdownGrace: Duration
+    /// Where to write the health file (`idlewatcher-bridge health` reads it); nil: nowhere.
+    public var healthFile: String?
+    /// How often the health file is rewritten.
+    public var healthInterval: Duration
 
     public init(
         bridgeID: String, baseTopic: String = "idlewatcher", operationTimeout: Duration = .seconds(60),
-        commandQueueLimit: Int = 16, shutdownGrace: Duration = .seconds(10)
+        commandQueueLimit: Int = 16, shutdownGrace: Duration = .seconds(10), healthFile: String? = nil,
+        healthInterval: Duration = .seconds(5)
     ) {
+        self.healthFile = healthFile
+        self.healthInterval = healthInterval
         self.bridgeID = bridgeID
         self.baseTopic = baseTopic
         self.operationTimeout = operationTimeout

@@ -16,7 +16,7 @@ public struct Application: Sendable {
         self.configuration = c
         let settings = BridgeSettings(
             bridgeID: c.bridgeID, baseTopic: c.mqtt.baseTopic, operationTimeout: c.defaults.operationTimeout,
-            commandQueueLimit: c.defaults.commandQueueLimit)
+            commandQueueLimit: c.defaults.commandQueueLimit, healthFile: c.healthFile)
         let topics = Topics(base: c.mqtt.baseTopic, bridgeID: c.bridgeID)
 
         var bindings: [RuntimeBinding] = []

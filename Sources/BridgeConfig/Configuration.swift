@@ -47,6 +47,8 @@ public struct Configuration: Sendable {
     }
 
     public var bridgeID: String
+    /// `bridge.health_file`: where the running bridge keeps its health for `idlewatcher-bridge health`.
+    public var healthFile: String
     public var mqtt: MQTT
     public var docker: [Docker] = []
     public var proxmox: [ProxmoxEndpointConfiguration] = []

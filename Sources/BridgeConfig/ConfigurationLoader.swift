@@ -107,7 +107,7 @@ private struct Validator {
         }
         let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "proxmox", "defaults", "homeassistant"])
 
-        let bridge = mapping(top["bridge"], "bridge", allowed: ["id"])
+        let bridge = mapping(top["bridge"], "bridge", allowed: ["id", "health_file"])
         var bridgeID = loader.hostName
         if let id = string(bridge["id"], "bridge.id") {
             if id.isEmpty || !id.unicodeScalars.allSatisfy(BridgeIDRules.isAllowed) {
@@ -118,7 +118,13 @@ private struct Validator {
         }
 
         let mqtt = mqttSection(top["mqtt"], bridgeID: bridgeID)
-        var config = Configuration(bridgeID: bridgeID, mqtt: mqtt)
+        // systemd's RuntimeDirectory= sets RUNTIME_DIRECTORY; elsewhere /tmp is writable.
+        let runtimeDirectory = loader.environment["RUNTIME_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? "/tmp"
+        var healthFile = "\(runtimeDirectory)/idlewatcher-bridge-\(bridgeID).health"
+        if let h = string(bridge["health_file"], "bridge.health_file") {
+            if h.hasPrefix("/") { healthFile = h } else { problem("bridge.health_file", "must be an absolute path, got '\(h)'") }
+        }
+        var config = Configuration(bridgeID: bridgeID, healthFile: healthFile, mqtt: mqtt)
         config.docker = list(top["docker"], "docker").enumerated().map { dockerSection($1, "docker[\($0)]") }
         config.proxmox = list(top["proxmox"], "proxmox").enumerated().compactMap { proxmoxSection($1, "proxmox[\($0)]") }
         config.defaults = defaultsSection(top["defaults"])

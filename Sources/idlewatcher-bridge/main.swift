@@ -18,7 +18,7 @@ struct IdlewatcherBridge: AsyncParsableCommand {
         commandName: "idlewatcher-bridge",
         abstract: "Puts container lifecycles (Docker, Proxmox VE LXC) on an MQTT broker and takes commands from it.",
         version: bridgeVersion,
-        subcommands: [Run.self, CheckConfig.self],
+        subcommands: [Run.self, CheckConfig.self, Health.self],
         defaultSubcommand: Run.self)
 }
 
@@ -89,5 +89,58 @@ struct CheckConfig: AsyncParsableCommand {
             for p in error.problems { print(p.description) }
             throw ExitCode(1)
         }
+    }
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Exit 0 if the running bridge is connected to its broker and every runtime, 1 if not (for health checks).")
+
+    @Option(name: .long, help: "The YAML configuration file of the running bridge.")
+    var config: String
+
+    @Option(name: .long, help: "How old the health file may be, in seconds.")
+    var maxAge: Int = 15
+
+    func run() async throws {
+        let c: Configuration
+        do {
+            c = try ConfigurationLoader().load(path: config)
+        } catch {
+            for p in error.problems { print(p.description) }
+            throw ExitCode(2)
+        }
+        guard let f = fopen(c.healthFile, "r") else {
+            print("unhealthy: no health file at \(c.healthFile) (is the bridge running?)")
+            throw ExitCode(1)
+        }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            bytes.append(contentsOf: buf[0..<n])
+            if n < buf.count { break }
+        }
+        fclose(f)
+        guard let json = try? JSON.parse(bytes), let updated = json["updated"]?.int64 else {
+            print("unhealthy: unreadable health file \(c.healthFile)")
+            throw ExitCode(1)
+        }
+        let age = Timestamp.now().seconds - updated
+        if age > Int64(maxAge) {
+            print("unhealthy: the health file is \(age) s old (is the bridge running?)")
+            throw ExitCode(1)
+        }
+        var problems: [String] = []
+        if json["mqtt"]?.bool != true { problems.append("not connected to the MQTT broker") }
+        for r in json["runtimes"]?.array ?? [] where r["available"]?.bool != true {
+            problems.append("\(r["runtime"]?.string ?? "?") at \(r["endpoint"]?.string ?? "?") unreachable: \(r["error"]?.string ?? "not connected yet")")
+        }
+        if !problems.isEmpty {
+            print("unhealthy: " + problems.joined(separator: "; "))
+            throw ExitCode(1)
+        }
+        print("healthy")
     }
 }

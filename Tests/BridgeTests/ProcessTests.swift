@@ -19,6 +19,27 @@ struct ProcessTests {
         }
     }
 
+    @Test("health: exit 0 while connected to the broker and Docker, 1 once the bridge is gone")
+    func health() async throws {
+        try await withEnvironment { env in
+            let b = try await env.startBridge()
+            try await eventually("health to say healthy", timeout: .seconds(15)) {
+                let r = try run([BridgeProcess.executable, "health", "--config", b.configURL.path])
+                return r.status == 0 && r.output.contains("healthy")
+            }
+            await env.broker.stop()
+            try await eventually("health to say the broker is gone", timeout: .seconds(20)) {
+                let r = try run([BridgeProcess.executable, "health", "--config", b.configURL.path])
+                return r.status == 1 && r.output.contains("MQTT")
+            }
+            try await env.broker.start()
+            await b.stop()
+            let r = try run([BridgeProcess.executable, "health", "--config", b.configURL.path])
+            #expect(r.status == 1)
+            env.bridge = nil
+        }
+    }
+
     @Test("SIGKILL: the broker publishes the offline will")
     func will() async throws {
         try await withEnvironment { env in
