@@ -57,6 +57,7 @@ public final class Bridge: Service, Sendable {
             }
             group.addTask { await self.serveMessages() }
             if let path = settings.healthFile { group.addTask { await self.reportHealth(to: path) } }
+            for e in extensions { group.addTask { await e.run() } }
             try? await gracefulShutdown()
             await self.drainCommands()
             group.cancelAll()
@@ -284,6 +285,9 @@ public final class Bridge: Service, Sendable {
         }
     }
 
+    /// Publishes every visible container's status again.
+    func republishStatuses() async { await registry.republishStatuses() }
+
     /// Stops taking commands and waits (bounded) for those in flight.
     private func drainCommands() async {
         accepting.store(false, ordering: .relaxed)
@@ -318,6 +322,8 @@ func withDeadline<T: Sendable>(
 public protocol BridgeExtension: Sendable {
     /// Called once when the bridge starts.
     func attach(to bridge: Bridge) async
+    /// Runs for as long as the bridge does (cancelled at shutdown).
+    func run() async
     /// Called after every (re)connect to the broker, after the statuses were resynced.
     func connected() async
     /// Offered every incoming message first; true if the extension consumed it.

@@ -1,11 +1,29 @@
 import IdlewatcherCore
+import Logging
 import MQTTClient
+import Synchronization
 
-/// Home Assistant MQTT discovery. (Placeholder: filled in by the Home Assistant issue.)
-public struct HomeAssistantDiscovery: BridgeExtension {
+/// Home Assistant MQTT discovery: one device per exposed container (via the bridge's own
+/// device) with a switch (on = wake, off = stop), a status sensor and buttons for pause,
+/// unpause, restart and kill — each only where the container allows the action.
+///
+/// Configs are retained under `<prefix>/<component>/idlewatcher_<bridge_id>/<object_id>/config`,
+/// published again when Home Assistant says `online` and after every reconnect. A container
+/// that is removed keeps its entities for `removeAfter` (compose recreates containers under
+/// the same name); after that its configs are deleted with empty retained payloads.
+public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
     public let prefix: String
     public let removeAfter: Duration
     public let version: String
+
+    private struct State {
+        var bridge: Bridge?
+        /// Config topics published, by container key (`<runtime>/<id>`), and their payloads.
+        var published: [String: [String: [UInt8]]] = [:]
+        /// Containers gone, and when their entities go.
+        var pendingRemoval: [String: ContinuousClock.Instant] = [:]
+    }
+    private let state = Mutex(State())
 
     public init(prefix: String, removeAfter: Duration, version: String) {
         self.prefix = prefix
@@ -13,7 +31,293 @@ public struct HomeAssistantDiscovery: BridgeExtension {
         self.version = version
     }
 
-    public func attach(to bridge: Bridge) async {}
-    public func connected() async {}
-    public func handle(_ message: MQTTIncomingMessage) async -> Bool { false }
+    private var nodeID: String { "idlewatcher_" + Self.sanitize(state.withLock { $0.bridge?.settings.bridgeID } ?? "bridge") }
+
+    // MARK: BridgeExtension
+
+    public func attach(to bridge: Bridge) async {
+        state.withLock { $0.bridge = bridge }
+        await bridge.registry.addObserver(self)
+        bridge.mqtt.subscribe([
+            MQTTSubscription(filter: "\(prefix)/status", retainHandling: .send),
+            MQTTSubscription(filter: "\(prefix)/+/\(nodeID)/+/config", retainHandling: .send),
+        ])
+    }
+
+    public func run() async {
+        let tick = min(max(removeAfter / 4, .milliseconds(100)), .seconds(30))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: tick)
+            removeExpired()
+        }
+    }
+
+    public func connected() async {
+        await republishAll()
+    }
+
+    public func handle(_ message: MQTTIncomingMessage) async -> Bool {
+        if message.topic == "\(prefix)/status" {
+            if String(decoding: message.payload, as: UTF8.self).trimmingWhitespace().lowercased() == "online" {
+                state.withLock { $0.bridge?.logger.info("Home Assistant is online: publishing discovery and statuses again") }
+                await republishAll(withStatuses: true)
+            }
+            return true
+        }
+        if message.topic.hasPrefix(prefix + "/"), message.topic.hasSuffix("/config"),
+            message.topic.contains("/\(nodeID)/")
+        {
+            noteRetainedConfig(message.topic, empty: message.payload.isEmpty)
+            return true
+        }
+        return false
+    }
+
+    // MARK: RegistryObserver (called on the registry's executor, in order)
+
+    func statusPublished(endpoint: Int, id: String, tracked: Registry.Tracked) {
+        guard let bridge = state.withLock({ $0.bridge }) else { return }
+        let binding = bridge.bindings[endpoint]
+        let key = "\(binding.runtime.kind.rawValue)/\(id)"
+        let configs = discoveryConfigs(bridge: bridge, binding: binding, id: id, tracked: tracked)
+        publish(key: key, configs: configs, force: false, bridge: bridge)
+    }
+
+    func containerRemoved(endpoint: Int, id: String) {
+        guard let bridge = state.withLock({ $0.bridge }) else { return }
+        let key = "\(bridge.bindings[endpoint].runtime.kind.rawValue)/\(id)"
+        state.withLock { s in
+            if s.published[key] != nil { s.pendingRemoval[key] = .now + removeAfter }
+        }
+    }
+
+    func listed(endpoint: Int) {}
+
+    // MARK: publishing
+
+    private func nodeIDUnlocked(_ s: State) -> String { "idlewatcher_" + Self.sanitize(s.bridge?.settings.bridgeID ?? "bridge") }
+
+    /// A retained config of this bridge on the broker (left by this or an earlier run). One for
+    /// a container that is not here is removed after `removeAfter`, unless the container comes
+    /// back; one for a control the container no longer allows is removed now.
+    private func noteRetainedConfig(_ topic: String, empty: Bool) {
+        guard !empty else { return }
+        let stale = state.withLock { s -> Bool in
+            guard let key = Self.containerKey(fromConfigTopic: topic, nodeID: nodeIDUnlocked(s)) else { return false }
+            guard let current = s.published[key] else {
+                s.published[key] = [topic: []]
+                s.pendingRemoval[key] = .now + removeAfter
+                return false
+            }
+            if current[topic] != nil { return false }
+            if s.pendingRemoval[key] != nil {
+                s.published[key]?[topic] = []
+                return false
+            }
+            return true
+        }
+        if stale, let bridge = state.withLock({ $0.bridge }) {
+            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+        }
+    }
+
+    private func publish(key: String, configs: [String: [UInt8]], force: Bool, bridge: Bridge) {
+        let (toSend, toDelete) = state.withLock { s -> ([(String, [UInt8])], [String]) in
+            s.pendingRemoval.removeValue(forKey: key)
+            let old = s.published[key] ?? [:]
+            var send: [(String, [UInt8])] = []
+            for (topic, payload) in configs.sorted(by: { $0.key < $1.key }) where force || old[topic] != payload {
+                send.append((topic, payload))
+            }
+            let delete = old.keys.filter { configs[$0] == nil }.sorted()
+            s.published[key] = configs
+            return (send, delete)
+        }
+        for (topic, payload) in toSend {
+            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
+        }
+        for topic in toDelete {
+            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+        }
+    }
+
+    private func removeExpired() {
+        let now = ContinuousClock.now
+        let (bridge, topics) = state.withLock { s -> (Bridge?, [String]) in
+            var topics: [String] = []
+            for (key, deadline) in s.pendingRemoval where deadline <= now {
+                topics += (s.published[key] ?? [:]).keys.sorted()
+                s.published.removeValue(forKey: key)
+                s.pendingRemoval.removeValue(forKey: key)
+            }
+            return (s.bridge, topics)
+        }
+        guard let bridge, !topics.isEmpty else { return }
+        bridge.logger.info("removing \(topics.count) Home Assistant discovery configs of containers gone for \(removeAfter)")
+        for topic in topics {
+            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+        }
+    }
+
+    /// Everything again: the bridge's own device, every container's configs, and (when Home
+    /// Assistant restarted) the statuses, so that its entities have a state at once.
+    private func republishAll(withStatuses: Bool = false) async {
+        guard let bridge = state.withLock({ $0.bridge }) else { return }
+        let (topic, payload) = bridgeDeviceConfig(bridge: bridge)
+        bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
+        for (endpoint, id, tracked) in await bridge.registry.visibleContainers() {
+            let binding = bridge.bindings[endpoint]
+            let key = "\(binding.runtime.kind.rawValue)/\(id)"
+            publish(key: key, configs: discoveryConfigs(bridge: bridge, binding: binding, id: id, tracked: tracked), force: true, bridge: bridge)
+        }
+        if withStatuses { await bridge.republishStatuses() }
+    }
+
+    // MARK: payloads
+
+    static func sanitize(_ s: String) -> String {
+        String(s.unicodeScalars.map { u -> Character in
+            (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "_" || u == "-" ? Character(u) : "_"
+        })
+    }
+
+    static func containerKey(fromConfigTopic topic: String, nodeID: String) -> String? {
+        // <prefix>/<component>/<nodeID>/<runtime>_<id>_<kind>/config
+        let parts = topic.split(separator: "/")
+        guard parts.count >= 4, let i = parts.firstIndex(of: Substring(nodeID)), i + 1 < parts.count else { return nil }
+        let object = parts[i + 1]
+        guard let firstUnderscore = object.firstIndex(of: "_"), let lastUnderscore = object.lastIndex(of: "_"),
+            firstUnderscore < lastUnderscore
+        else { return nil }
+        let runtime = object[..<firstUnderscore]
+        let id = object[object.index(after: firstUnderscore)..<lastUnderscore]
+        return "\(runtime)/\(id)"
+    }
+
+    private func origin() -> String {
+        var o = JSONWriter()
+        o.add("name", "idlewatcher-bridge")
+        o.add("sw_version", version)
+        o.add("support_url", "https://github.com/idlewatcher/idlewatcher-bridge")
+        return o.finish()
+    }
+
+    private func availability(_ bridge: Bridge) -> String {
+        var a = JSONWriter()
+        a.add("topic", bridge.topics.bridgeState)
+        a.add("payload_available", "online")
+        a.add("payload_not_available", "offline")
+        return "[" + a.finish() + "]"
+    }
+
+    private func bridgeDeviceIdentifier(_ bridge: Bridge) -> String { "idlewatcher_bridge_" + Self.sanitize(bridge.settings.bridgeID) }
+
+    private func bridgeDevice(_ bridge: Bridge) -> String {
+        var d = JSONWriter()
+        d.add("identifiers", [bridgeDeviceIdentifier(bridge)])
+        d.add("name", "idlewatcher bridge \(bridge.settings.bridgeID)")
+        d.add("manufacturer", "idlewatcher")
+        d.add("model", "idlewatcher-bridge")
+        d.add("sw_version", version)
+        return d.finish()
+    }
+
+    /// The bridge as a device of its own: a connectivity binary sensor on its state topic.
+    func bridgeDeviceConfig(bridge: Bridge) -> (String, [UInt8]) {
+        let object = "bridge_state"
+        var w = JSONWriter()
+        w.add("name", "Connection")
+        w.add("unique_id", "\(nodeID)_\(object)")
+        w.add("default_entity_id", "binary_sensor.\(nodeID)_connection")
+        w.add("device_class", "connectivity")
+        w.add("entity_category", "diagnostic")
+        w.add("state_topic", bridge.topics.bridgeState)
+        w.add("payload_on", "online")
+        w.add("payload_off", "offline")
+        w.add("qos", Int64(1))
+        w.addRaw("device", bridgeDevice(bridge))
+        w.addRaw("origin", origin())
+        return ("\(prefix)/binary_sensor/\(nodeID)/\(object)/config", Array(w.finish().utf8))
+    }
+
+    func discoveryConfigs(bridge: Bridge, binding: RuntimeBinding, id: String, tracked: Registry.Tracked) -> [String: [UInt8]] {
+        let kind = binding.runtime.kind
+        let allowed = binding.policy.allowedActions(name: tracked.name, labels: tracked.labels)
+        let objectBase = "\(kind.rawValue)_\(Self.sanitize(id))"
+        let entityBase = "idlewatcher_\(Self.sanitize(bridge.settings.bridgeID))_\(kind.rawValue)_\(Self.sanitize(id))".lowercased()
+        let commandTopic = bridge.topics.command(kind, id)
+        let statusTopic = bridge.topics.status(kind, id)
+
+        var device = JSONWriter()
+        device.add("identifiers", [entityBase])
+        device.add("name", tracked.name)
+        device.add("manufacturer", kind == .docker ? "Docker" : "Proxmox VE")
+        let model: String =
+            switch kind {
+            case .docker: "Docker container" + (tracked.model.map { " (\($0))" } ?? "")
+            case .proxmox: "LXC container" + (tracked.model.map { " on \($0)" } ?? "")
+            }
+        device.add("model", model)
+        device.add("via_device", bridgeDeviceIdentifier(bridge))
+        let deviceJSON = device.finish()
+
+        func base(_ component: String, _ suffix: String, name: String?) -> JSONWriter {
+            var w = JSONWriter()
+            w.add("name", name)
+            w.add("unique_id", "\(entityBase)_\(suffix)")
+            w.add("default_entity_id", "\(component).\(entityBase)_\(suffix)")
+            w.addRaw("availability", availability(bridge))
+            w.addRaw("device", deviceJSON)
+            w.addRaw("origin", origin())
+            w.add("qos", Int64(1))
+            return w
+        }
+        var out: [String: [UInt8]] = [:]
+        func put(_ component: String, _ suffix: String, _ w: JSONWriter) {
+            out["\(prefix)/\(component)/\(nodeID)/\(objectBase)_\(suffix)/config"] = Array(w.finish().utf8)
+        }
+
+        let hasSwitch = allowed.contains(.wake) && allowed.contains(.stop)
+        if hasSwitch {
+            var w = base("switch", "power", name: nil)
+            w.add("command_topic", commandTopic)
+            w.add("payload_on", "wake")
+            w.add("payload_off", "stop")
+            w.add("state_topic", statusTopic)
+            w.add("value_template", "{{ 'ON' if (value_json is defined and value_json.status == 'running') else 'OFF' }}")
+            w.add("state_on", "ON")
+            w.add("state_off", "OFF")
+            w.add("optimistic", false)
+            w.add("retain", false)
+            w.add("icon", kind == .docker ? "mdi:docker" : "mdi:server")
+            put("switch", "power", w)
+        }
+        var sensor = base("sensor", "status", name: "Status")
+        sensor.add("state_topic", statusTopic)
+        sensor.add("value_template", "{{ value_json.status if value_json is defined else None }}")
+        sensor.add("device_class", "enum")
+        sensor.add("options", ContainerStatus.allCases.map(\.rawValue))
+        sensor.add("json_attributes_topic", statusTopic)
+        put("sensor", "status", sensor)
+
+        // Without both wake and stop there is no switch; what is allowed of the two is a button.
+        var buttons: [(Action, String, String, Bool)] = []
+        if !hasSwitch {
+            buttons += [(.wake, "Wake", "mdi:power", true), (.stop, "Stop", "mdi:stop", true)]
+        }
+        buttons += [
+            (.pause, "Pause", "mdi:pause", true), (.unpause, "Unpause", "mdi:play", true),
+            (.restart, "Restart", "mdi:restart", true), (.kill, "Kill", "mdi:skull", false),
+        ]
+        for (action, name, icon, enabled) in buttons where allowed.contains(action) {
+            var w = base("button", action.rawValue, name: name)
+            w.add("command_topic", commandTopic)
+            w.add("payload_press", action.rawValue)
+            w.add("icon", icon)
+            w.add("retain", false)
+            if !enabled { w.add("enabled_by_default", false) }
+            put("button", action.rawValue, w)
+        }
+        return out
+    }
 }

@@ -166,6 +166,17 @@ actor Registry {
         }
     }
 
+    /// Publishes every visible container's status again (Home Assistant restarted).
+    func republishStatuses() {
+        let now = Timestamp.now()
+        for (i, e) in endpoints.enumerated() {
+            let kind = bindings[i].runtime.kind
+            for (id, t) in e.containers.sorted(by: { $0.key < $1.key }) where t.visible {
+                publishStatus(kind, id, t, updated: now)
+            }
+        }
+    }
+
     // MARK: retained statuses on the broker
 
     /// A retained status seen on the broker (empty payload: cleared).
@@ -200,10 +211,10 @@ actor Registry {
                 payload: Payloads.status(
                     t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, bridge: topics.bridgeID),
                 retain: true, droppable: false))
-        for o in observers { o.statusPublished(endpoint: registryIndex(kind, id), id: id, tracked: t) }
+        if let i = endpointIndex(for: kind, id: id) {
+            for o in observers { o.statusPublished(endpoint: i, id: id, tracked: t) }
+        }
     }
-
-    private func registryIndex(_ kind: RuntimeKind, _ id: String) -> Int { endpointIndex(for: kind, id: id) ?? 0 }
 
     private func clearStatus(_ kind: RuntimeKind, _ id: String) {
         retainedOurs[kind, default: []].remove(id)

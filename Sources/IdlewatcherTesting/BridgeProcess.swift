@@ -40,8 +40,7 @@ public final class BridgeProcess: @unchecked Sendable {
         docker:
           - url: unix:///var/run/docker.sock
         \(dockerExtra)
-        homeassistant:
-          enabled: false
+        \(extra.contains("homeassistant:") ? "" : "homeassistant:\n  enabled: false")
         \(extra)
         """
     }
