@@ -1,0 +1,162 @@
+import Bridge
+import BridgeConfig
+import IdlewatcherCore
+import Testing
+
+@Suite("Durations, signals, timestamps")
+struct VocabularyTests {
+    @Test("durations as the contract writes them", arguments: [
+        ("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("0s", 0),
+    ])
+    func durations(_ text: String, _ millis: Int64) {
+        #expect(Duration(parsing: text)?.wholeMilliseconds == millis)
+    }
+
+    @Test("not durations", arguments: ["", "10", "s", "10x", "-1s", "1.5s", "99999999999999999999h"])
+    func notDurations(_ text: String) {
+        #expect(Duration(parsing: text) == nil)
+    }
+
+    @Test("signals by name, short name or number; nothing else")
+    func signals() {
+        #expect(Signal(parsing: "SIGTERM")?.number == 15)
+        #expect(Signal(parsing: "term")?.number == 15)
+        #expect(Signal(parsing: "9")?.name == "SIGKILL")
+        #expect(Signal(parsing: "64")?.number == 64)
+        #expect(Signal(parsing: "SIGFOO") == nil)
+        #expect(Signal(parsing: "0") == nil)
+        #expect(Signal(parsing: "65") == nil)
+    }
+
+    @Test("timestamps print as RFC 3339 UTC with microseconds")
+    func timestamps() {
+        #expect(Timestamp(nanoseconds: 0).rfc3339 == "1970-01-01T00:00:00.000000Z")
+        #expect(Timestamp(nanoseconds: 1_795_730_100_123_456_789).rfc3339 == "2026-11-26T21:55:00.123456Z")
+        #expect(Timestamp(seconds: 951_782_400).rfc3339 == "2000-02-29T00:00:00.000000Z")
+    }
+}
+
+@Suite("JSON")
+struct JSONTests {
+    @Test("parses what Docker and commands send, with exact types")
+    func parses() throws {
+        let j = try JSON.parse(#"{"a":[1,2.5,-3e2],"b":"x\"\u00e9\ud83d\ude00","c":true,"d":null,"t":1795730100123456789}"#)
+        #expect(j["a"]?.array?.count == 3)
+        #expect(j["b"]?.string == "x\"é😀")
+        #expect(j["c"]?.bool == true)
+        #expect(j["d"] == .null)
+        #expect(j["t"]?.int64 == 1_795_730_100_123_456_789)
+        #expect(j["c"]?.string == nil)
+    }
+
+    @Test("refuses what is not JSON", arguments: [
+        "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x", "\"\\ud800\"",
+    ])
+    func refuses(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSON.parse(text) }
+    }
+
+    @Test("bounds nesting depth")
+    func depth() {
+        #expect(throws: JSONParseError.self) { try JSON.parse(String(repeating: "[", count: 100) + String(repeating: "]", count: 100), maxDepth: 64) }
+        #expect((try? JSON.parse(String(repeating: "[", count: 10) + String(repeating: "]", count: 10))) != nil)
+    }
+
+    @Test("the writer escapes what JSON requires")
+    func writer() throws {
+        var w = JSONWriter()
+        w.add("s", "a\"b\\c\n\u{01}é")
+        w.add("n", nil as String?)
+        w.add("m", ["k": "v"])
+        let text = w.finish()
+        #expect(text == #"{"s":"a\"b\\c\n\u0001é","n":null,"m":{"k":"v"}}"#)
+        #expect(try JSON.parse(text)["s"]?.string == "a\"b\\c\n\u{01}é")
+    }
+}
+
+@Suite("Command parsing")
+struct CommandParsingTests {
+    @Test("plain text, trimmed, any case")
+    func text() throws {
+        #expect(try Command.parse(Array(" Wake\n".utf8), runtime: .docker).get().action == .wake)
+        #expect(try Command.parse(Array("STATUS".utf8), runtime: .proxmox).get().action == .status)
+    }
+
+    @Test("JSON with every option")
+    func json() throws {
+        let c = try Command.parse(Array(#"{"action":"stop","signal":"TERM","timeout":10,"request_id":"ha-1"}"#.utf8), runtime: .docker).get()
+        #expect(c.action == .stop)
+        #expect(c.signal?.number == 15)
+        #expect(c.timeout == .seconds(10))
+        #expect(c.requestID == "ha-1")
+    }
+
+    @Test("rejections carry the contract's code and the request id", arguments: [
+        (#"{"action":"stop","signal":"TERM"}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
+        (#"{"action":"kill","signal":15}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
+        (#"{"action":"restart","timeout":5}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
+        (#"{"action":"jump","request_id":"r"}"#, RuntimeKind.docker, ErrorCode.unknownAction),
+        (#"{"action":"stop","timeout":3601,"request_id":"r"}"#, RuntimeKind.docker, ErrorCode.badRequest),
+        ("", RuntimeKind.docker, ErrorCode.badRequest),
+    ])
+    func rejections(_ payload: String, _ runtime: RuntimeKind, _ code: ErrorCode) {
+        switch Command.parse(Array(payload.utf8), runtime: runtime) {
+        case .success(let c):
+            if code == .badRequest && payload.contains("restart") {
+                #expect(c.timeout == .seconds(5), "restart takes a timeout on Proxmox too")
+            } else {
+                Issue.record("accepted \(payload)")
+            }
+        case .failure(let r):
+            #expect(r.error.code == code)
+            if payload.contains("request_id") { #expect(r.requestID == "r") }
+        }
+    }
+
+    @Test("invalid UTF-8 and oversized payloads are bad requests")
+    func bytes() {
+        if case .failure(let r) = Command.parse([0xFF, 0xFE], runtime: .docker) { #expect(r.error.code == .badRequest) } else { Issue.record("accepted") }
+        if case .failure(let r) = Command.parse(Array(repeating: 0x20, count: 4097), runtime: .docker) {
+            #expect(r.error.message.contains("4096"))
+        } else { Issue.record("accepted") }
+    }
+}
+
+@Suite("Exposure policy")
+struct ExposurePolicyTests {
+    @Test("labels hide, narrow and time")
+    func labels() {
+        let p = ExposurePolicy(include: [], exclude: ["db"], allow: [.start, .wake, .stop, .status], stopTimeout: .seconds(10))
+        #expect(p.isVisible(name: "web", labels: [:]))
+        #expect(!p.isVisible(name: "db", labels: [:]))
+        #expect(!p.isVisible(name: "web", labels: ["idlewatcher.enable": "False"]))
+        #expect(p.allowedActions(name: "web", labels: ["idlewatcher.allow": "wake, kill ,status"]) == [.wake, .status])
+        #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "30s"]) == .seconds(30))
+        #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "soon"]) == .seconds(10))
+    }
+}
+
+@Suite("Configuration loading")
+struct ConfigurationLoadingTests {
+    let loader = ConfigurationLoader(environment: ["IDLEWATCHER_MQTT_PASSWORD": "pw"], hostName: "myhost")
+
+    @Test("defaults follow the contract")
+    func defaults() throws {
+        let c = try ConfigurationLoader(environment: [:], hostName: "myhost").parse(yaml: "docker:\n  - url: unix:///var/run/docker.sock\n")
+        #expect(c.bridgeID == "myhost")
+        #expect(c.mqtt.host == "127.0.0.1" && c.mqtt.port == 1883)
+        #expect(c.mqtt.baseTopic == "idlewatcher")
+        #expect(c.mqtt.clientID == "idlewatcher-bridge-myhost")
+        #expect(c.defaults.stopTimeout == .seconds(10))
+        #expect(c.defaults.allow.count == 8)
+        #expect(c.homeAssistant.enabled && c.homeAssistant.prefix == "homeassistant")
+    }
+
+    @Test("mqtts, protocol 3.1.1 and a password from the environment")
+    func mqtt() throws {
+        let c = try loader.parse(yaml: "mqtt:\n  url: mqtts://broker.lan\n  protocol: 3.1.1\n  username: u\ndocker: [{url: 'tcp://h:2375'}]")
+        #expect(c.mqtt.tls && c.mqtt.port == 8883 && c.mqtt.host == "broker.lan")
+        #expect(c.mqtt.protocolVersion == "3.1.1")
+        #expect(c.mqtt.password == "pw")
+    }
+}
