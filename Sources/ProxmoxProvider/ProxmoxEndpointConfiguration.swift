@@ -1,3 +1,4 @@
+import HTTPClient
 import IdlewatcherCore
 
 /// How to reach and authenticate to one Proxmox VE cluster (one `proxmox:` entry of the config).
@@ -25,11 +26,18 @@ public struct ProxmoxEndpointConfiguration: Sendable {
     public var idPrefix: String
     /// The deadline of one API request.
     public var requestTimeout: Duration
+    /// How long an operation may take: its task and the `status/current` confirmation after it
+    /// (a stop or restart gets its own timeout on top). Shorter than the bridge's operation
+    /// timeout, so that the reply names the task that did not finish.
+    public var taskTimeout: Duration
+    /// Ticket auth: how old a ticket may get before it is renewed (Proxmox tickets live 2 h).
+    public var ticketRenewal: Duration
 
     public init(
         url: String, credentials: Credentials, caFile: String? = nil, insecureSkipVerify: Bool = false,
         nodes: [String] = [], vmids: [Int] = [], pollInterval: Duration = .seconds(2), idPrefix: String = "",
-        requestTimeout: Duration = .seconds(15)
+        requestTimeout: Duration = .seconds(15), taskTimeout: Duration = .seconds(50),
+        ticketRenewal: Duration = .seconds(3600)
     ) {
         self.url = url
         self.credentials = credentials
@@ -40,5 +48,32 @@ public struct ProxmoxEndpointConfiguration: Sendable {
         self.pollInterval = pollInterval
         self.idPrefix = idPrefix
         self.requestTimeout = requestTimeout
+        self.taskTimeout = taskTimeout
+        self.ticketRenewal = ticketRenewal
+    }
+
+    /// The libcurl settings for this cluster, or what is wrong with `url`.
+    ///
+    /// Accepts `https://HOST[:PORT]`, with or without a trailing `/` or `/api2/json`.
+    public func httpConfiguration() -> Result<HTTPClientConfiguration, BridgeError> {
+        var rest = url.trimmingWhitespace()
+        let secure: Bool
+        if rest.hasPrefix("https://") {
+            secure = true
+            rest.removeFirst("https://".count)
+        } else if rest.hasPrefix("http://") {
+            secure = false
+            rest.removeFirst("http://".count)
+        } else {
+            return .failure(BridgeError(.badRequest, "expected https://HOST:8006, got '\(url)'"))
+        }
+        while rest.hasSuffix("/") { rest.removeLast() }
+        if rest.hasSuffix("/api2/json") { rest.removeLast("/api2/json".count) }
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else {
+            return .failure(BridgeError(.badRequest, "expected https://HOST:8006 (no path, no credentials), got '\(url)'"))
+        }
+        return .success(
+            HTTPClientConfiguration(
+                baseURL: (secure ? "https://" : "http://") + rest, caFile: caFile, verifyPeer: !insecureSkipVerify))
     }
 }

@@ -1,28 +1,350 @@
+import HTTPClient
 import IdlewatcherCore
 import Logging
+import Synchronization
 
-/// One Proxmox VE cluster as a ``ContainerRuntime``. (Placeholder until the provider lands.)
+/// One Proxmox VE cluster as a ``ContainerRuntime``: lists its LXC containers, hands out a
+/// provider per CT, and polls `/cluster/resources` once per `poll_interval` for the whole
+/// cluster to turn changes into lifecycle events.
 public final class ProxmoxRuntime: ContainerRuntime {
     public let kind = RuntimeKind.proxmox
     public let configuration: ProxmoxEndpointConfiguration
     public var endpoint: String { configuration.url }
     public var idPrefix: String { configuration.idPrefix }
+    let api: ProxmoxAPI
     let logger: Logger
+    private let shared = Mutex(Shared())
+
+    /// What listings, the poller and operations tell each other.
+    private struct Shared {
+        /// vmid → node, for every exposed CT of the last listing (providers address CTs by node).
+        var locations: [Int: String] = [:]
+        /// CTs known to be suspended: the task list that says so may have scrolled away.
+        var suspended: Set<Int> = []
+        /// Statuses that operations confirmed, in order, for the poller (the newest few thousand).
+        var hints: [(vmid: Int, status: ContainerStatus, sequence: UInt64)] = []
+        var hintSequence: UInt64 = 0
+        /// The last listing handed to the bridge, so that the poller's baseline is what the bridge published.
+        var listing: Listing?
+        var listingSequence: UInt64 = 0
+    }
+
+    /// One listing of the exposed CTs with their statuses.
+    struct Listing: Sendable {
+        var guests: [ClusterGuest]
+        var statuses: [Int: ContainerStatus]
+        /// The newest operation hint when the listing began: later ones are not in it for sure.
+        var hintsSeen: UInt64
+        var sequence: UInt64
+    }
 
     public init(configuration: ProxmoxEndpointConfiguration, logger: Logger) throws {
         self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "runtime"] = "proxmox"
         self.logger = logger
+        self.api = try ProxmoxAPI(configuration: configuration, logger: logger)
+    }
+
+    // MARK: listing
+
+    /// Whether the bridge exposes this guest: a non-template LXC on a watched node, in `vmids`.
+    func exposes(_ g: ClusterGuest) -> Bool {
+        g.type == "lxc" && !g.template && (configuration.nodes.isEmpty || configuration.nodes.contains(g.node))
+            && (configuration.vmids.isEmpty || configuration.vmids.contains(g.vmid))
+    }
+
+    /// The exposed CTs, in one `/cluster/resources` request; remembers where each one lives.
+    func exposedGuests() async throws -> [ClusterGuest] {
+        let guests = try await api.clusterGuests().filter(exposes)
+        shared.withLock { s in
+            s.locations = Dictionary(guests.map { ($0.vmid, $0.node) }, uniquingKeysWith: { a, _ in a })
+        }
+        return guests
+    }
+
+    /// The statuses of a listing: `running`/`stopped` as listed, `paused` for stopped CTs whose
+    /// latest lifecycle task is a successful `vzsuspend` (one `/cluster/tasks` request for all
+    /// of them), `error` where Proxmox cannot tell (node offline).
+    func statuses(of guests: [ClusterGuest]) async -> [Int: ContainerStatus] {
+        let stopped = guests.filter { $0.status == "stopped" }
+        var records: [TaskRecord]? = nil
+        if !stopped.isEmpty {
+            do {
+                records = try await api.clusterTasks()
+            } catch {
+                logger.debug(
+                    "cannot read /cluster/tasks, paused CTs are told from memory: \(BridgeError.wrapping(error).message)")
+            }
+        }
+        return shared.withLock { s in
+            var out: [Int: ContainerStatus] = [:]
+            for g in guests {
+                switch g.status {
+                case "running":
+                    s.suspended.remove(g.vmid)
+                    out[g.vmid] = .running
+                case "stopped":
+                    let suspended = records.flatMap { ProxmoxTasks.suspended(g.vmid, in: $0) } ?? s.suspended.contains(g.vmid)
+                    if suspended { s.suspended.insert(g.vmid) } else { s.suspended.remove(g.vmid) }
+                    out[g.vmid] = suspended ? .paused : .stopped
+                default:
+                    out[g.vmid] = .error
+                }
+            }
+            return out
+        }
     }
 
     public func containers() async throws -> [ContainerInfo] {
-        throw BridgeError(.unavailable, "the Proxmox provider is not implemented yet")
+        let hintsSeen = shared.withLock { $0.hintSequence }
+        let guests = try await exposedGuests()
+        let statuses = await statuses(of: guests)
+        shared.withLock { s in
+            s.listingSequence += 1
+            s.listing = Listing(guests: guests, statuses: statuses, hintsSeen: hintsSeen, sequence: s.listingSequence)
+        }
+        return guests.map {
+            ContainerInfo(
+                id: configuration.idPrefix + String($0.vmid), name: $0.name, ref: $0.ref, status: statuses[$0.vmid] ?? .error,
+                model: $0.node)
+        }
     }
 
-    public func provider(for id: String) -> any Provider { fatalError("not implemented") }
+    public func provider(for id: String) -> any Provider {
+        let rest = id.hasPrefix(configuration.idPrefix) ? String(id.dropFirst(configuration.idPrefix.count)) : id
+        let vmid = rest.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } ? Int(rest) : nil
+        return ProxmoxContainer(id: id, vmid: vmid, runtime: self)
+    }
+
+    public func close() async { api.http.shutdown() }
+
+    // MARK: where CTs live, what operations confirmed
+
+    /// The node of the last listing, if the CT was exposed then.
+    func cachedNode(of vmid: Int) -> String? { shared.withLock { $0.locations[vmid] } }
+
+    /// Finds the CT's node with one `/cluster/resources` request, or says why it is not one of ours.
+    func locate(_ vmid: Int) async throws -> String {
+        let all = try await api.clusterGuests()
+        shared.withLock { s in
+            s.locations = Dictionary(all.filter(exposes).map { ($0.vmid, $0.node) }, uniquingKeysWith: { a, _ in a })
+        }
+        guard let g = all.first(where: { $0.vmid == vmid }) else {
+            throw BridgeError(.notFound, "no CT \(vmid) on the Proxmox cluster at \(configuration.url)")
+        }
+        if g.type != "lxc" {
+            throw BridgeError(
+                .notFound,
+                "\(vmid) on Proxmox at \(configuration.url) is a \(g.type) guest; this bridge drives LXC containers only")
+        }
+        if g.template {
+            throw BridgeError(.notFound, "CT \(vmid) on Proxmox at \(configuration.url) is a template; templates cannot run")
+        }
+        if !configuration.nodes.isEmpty, !configuration.nodes.contains(g.node) {
+            throw BridgeError(
+                .notFound,
+                "CT \(vmid) is on node \(g.node), which this bridge does not watch (nodes: \(configuration.nodes.joined(separator: ", ")))"
+            )
+        }
+        if !configuration.vmids.isEmpty, !configuration.vmids.contains(vmid) {
+            throw BridgeError(.notFound, "CT \(vmid) is not in this bridge's vmids for \(configuration.url)")
+        }
+        return g.node
+    }
+
+    /// What the CT's task list says about a CT that reads `stopped`; from memory when the list
+    /// no longer holds a lifecycle task of it.
+    func suspended(_ vmid: Int, node: String, metadata: Logger.Metadata) async throws -> Bool {
+        let records = try await api.tasks(of: vmid, node: node, metadata: metadata)
+        return shared.withLock { s in
+            let suspended = ProxmoxTasks.suspended(vmid, in: records) ?? s.suspended.contains(vmid)
+            if suspended { s.suspended.insert(vmid) } else { s.suspended.remove(vmid) }
+            return suspended
+        }
+    }
+
+    func knownSuspended(_ vmid: Int) -> Bool { shared.withLock { $0.suspended.contains(vmid) } }
+
+    /// An operation confirmed `status`: remember it, and let the poller tell the event
+    /// without asking Proxmox again.
+    func operationConfirmed(_ vmid: Int, node: String, status: ContainerStatus) {
+        shared.withLock { s in
+            s.hintSequence += 1
+            s.hints.append((vmid, status, s.hintSequence))
+            if s.hints.count > 4096 { s.hints.removeFirst(s.hints.count - 4096) }
+            s.locations[vmid] = node
+            if status == .paused { s.suspended.insert(vmid) } else { s.suspended.remove(vmid) }
+        }
+    }
+
+    /// Hints newer than `sequence`, and the newest sequence.
+    private func hints(after sequence: UInt64) -> ([Int: [ContainerStatus]], UInt64) {
+        shared.withLock { s in
+            var out: [Int: [ContainerStatus]] = [:]
+            for h in s.hints where h.sequence > sequence { out[h.vmid, default: []].append(h.status) }
+            return (out, s.hintSequence)
+        }
+    }
+
+    // MARK: watching
 
     public func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
-        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        var poller = ProxmoxPoller()
+        var backoff = Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30))
+        var down = false
+        while !Task.isCancelled {
+            let tick = ContinuousClock.now
+            // Operations that end after this may or may not show in the read: their hints are for later.
+            let hintsBefore = shared.withLock { $0.hintSequence }
+            do {
+                let guests = try await exposedGuests()
+                backoff.reset()
+                if poller.needsResync(guests) {
+                    let statuses = await statuses(of: guests)
+                    logNodes(
+                        before: poller.synced ? poller.offlineNodes : [], after: ProxmoxPoller.offlineNodes(in: guests), guests)
+                    if down { logger.info("Proxmox at \(configuration.url) answers again; resyncing") }
+                    down = false
+                    poller.adopt(guests, statuses: statuses, hintsSeen: hintsBefore)
+                    let listed = shared.withLock { $0.listingSequence }
+                    await handler(.resync)
+                    // The bridge listed the CTs itself (a read of its own, maybe after a change):
+                    // start from what it published, or a change in between would never be told.
+                    if let l = shared.withLock({ $0.listing }), l.sequence > listed {
+                        poller.adopt(l.guests, statuses: l.statuses, hintsSeen: l.hintsSeen)
+                    }
+                } else {
+                    let (hints, sequence) = hints(after: poller.hintsSeen)
+                    for change in poller.changes(guests, hints: hints) {
+                        for event in await apply(change, to: &poller) { await handler(.event(event)) }
+                    }
+                    poller.hintsSeen = sequence
+                }
+            } catch {
+                if Task.isCancelled { return }
+                let e = BridgeError.wrapping(error)
+                poller.lost()
+                if !down {
+                    down = true
+                    logger.warning("lost Proxmox at \(configuration.url): \(e.message); retrying with backoff")
+                    await handler(.unavailable(e))
+                } else {
+                    logger.debug("Proxmox at \(configuration.url) still unreachable: \(e.message)")
+                }
+                try? await Task.sleep(for: backoff.next())
+                continue
+            }
+            try? await Task.sleep(until: tick + configuration.pollInterval, clock: .continuous)
+        }
     }
 
-    public func close() async {}
+    /// Handles one change: confirms it where needed, updates the poller, returns its events.
+    /// A CT whose confirmation fails is left unconfirmed, so the next read looks again.
+    private func apply(_ change: ProxmoxPoller.Change, to poller: inout ProxmoxPoller) async -> [LifecycleEvent] {
+        let seen = Timestamp.now()
+        switch change {
+        case .created(let g):
+            guard let status = await confirmedStatus(of: g, previous: nil) else { return [] }
+            poller.record(g, status: status)
+            logger.info("CT \(g.vmid) (\(g.name)) appeared on node \(g.node)", metadata: ["vmid": "\(g.vmid)"])
+            return [event(g, action: "create", status: status, time: seen)]
+        case .destroyed(let vmid, let k):
+            poller.remove(vmid)
+            shared.withLock { _ = $0.suspended.remove(vmid) }
+            logger.info("CT \(vmid) (\(k.name)) is gone from node \(k.node)", metadata: ["vmid": "\(vmid)"])
+            let g = ClusterGuest(vmid: vmid, node: k.node, name: k.name, status: "stopped")
+            return [event(g, action: "destroy", status: .stopped, time: seen)]
+        case .confirm(let g, let previous):
+            return await confirm(g, from: previous.status, in: &poller, time: seen)
+        case .operated(let g, let previous, let statuses, let confirm):
+            var events: [LifecycleEvent] = []
+            var current = previous.status
+            for status in statuses {
+                if let action = ProxmoxPoller.action(from: current, to: status) {
+                    events.append(event(g, action: action, status: status, time: seen))
+                }
+                current = status
+            }
+            poller.record(g, status: current)
+            if confirm { events += await self.confirm(g, from: current, in: &poller, time: seen) }
+            return events
+        case .moved(let g, let previous):
+            poller.record(g, status: previous.status)
+            return []
+        }
+    }
+
+    /// Confirms a CT whose listing changed, records it, and returns the event of the change.
+    private func confirm(
+        _ g: ClusterGuest, from old: ContainerStatus, in poller: inout ProxmoxPoller, time: Timestamp
+    ) async -> [LifecycleEvent] {
+        guard let status = await confirmedStatus(of: g, previous: old) else {
+            poller.record(g, status: old, unconfirmed: true)
+            return []
+        }
+        poller.record(g, status: status)
+        guard let action = ProxmoxPoller.action(from: old, to: status) else { return [] }
+        return [event(g, action: action, status: status, time: time)]
+    }
+
+    /// `status/current` of a changed CT; for one that stopped while running, also its task
+    /// list, to tell `paused` from `stopped`.
+    private func confirmedStatus(of g: ClusterGuest, previous: ContainerStatus?) async -> ContainerStatus? {
+        let metadata: Logger.Metadata = ["vmid": "\(g.vmid)"]
+        do {
+            switch try await api.currentStatus(node: g.node, vmid: g.vmid, metadata: metadata) {
+            case "running":
+                shared.withLock { _ = $0.suspended.remove(g.vmid) }
+                return .running
+            case "stopped":
+                if previous == .running {
+                    return try await suspended(g.vmid, node: g.node, metadata: metadata) ? .paused : .stopped
+                }
+                return previous == .paused ? .paused : .stopped
+            default:
+                return .error
+            }
+        } catch {
+            logger.debug(
+                "cannot confirm the change of CT \(g.vmid) yet: \(BridgeError.wrapping(error).message)", metadata: metadata)
+            return nil
+        }
+    }
+
+    private func event(_ g: ClusterGuest, action: String, status: ContainerStatus, time: Timestamp) -> LifecycleEvent {
+        LifecycleEvent(
+            id: configuration.idPrefix + String(g.vmid), name: g.name, ref: g.ref, action: action, status: status, time: time,
+            attributes: ["node": g.node, "vmid": String(g.vmid)])
+    }
+
+    /// One line per node that went offline or came back.
+    private func logNodes(before: Set<String>, after: Set<String>, _ guests: [ClusterGuest]) {
+        for node in after.subtracting(before).sorted() {
+            let count = guests.filter { $0.node == node }.count
+            logger.warning(
+                "node \(node) of Proxmox at \(configuration.url) is offline: the status of its \(count) CTs reads error until it is back"
+            )
+        }
+        for node in before.subtracting(after).sorted() {
+            logger.info("node \(node) of Proxmox at \(configuration.url) is back")
+        }
+    }
+
+    /// One CT's events, from a poller of its own (the bridge uses ``watch(_:)`` instead).
+    func watchOne(id: String) -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
+        AsyncStream { continuation in
+            let task = Task { [self] in
+                await watch { update in
+                    switch update {
+                    case .event(let e) where e.id == id: continuation.yield(.success(e))
+                    case .unavailable(let e): continuation.yield(.failure(e))
+                    default: break
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
 }
