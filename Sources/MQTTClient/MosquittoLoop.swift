@@ -83,6 +83,13 @@ final class MosquittoLoop: @unchecked Sendable {
     func enqueue(_ message: MQTTOutgoingMessage) {
         var droppedNow = 0
         shared.withLock { s in
+            if message.retain, s.queue.count > s.queueHead {
+                // A newer retained message supersedes one still waiting for the same topic:
+                // only the latest status matters, and the queue stays as small as the fleet.
+                if let i = s.queue[s.queueHead...].lastIndex(where: { $0.retain && $0.topic == message.topic }) {
+                    s.queue.remove(at: i)
+                }
+            }
             s.queue.append(message)
             let pending = s.queue.count - s.queueHead
             if pending > configuration.queueLimit {

@@ -12,16 +12,27 @@ struct DisruptionTests {
             try await env.startBridge()
             try await env.waitForStatus(name, "running")
 
+            let other = try env.docker.run("outage2")
+            try await env.waitForStatus(other, "running")
+
+            // 30 s without a broker while both containers change.
             await env.broker.stop()
+            let outageEnds = ContinuousClock.now + .seconds(30)
             try env.docker.cli("pause", name)
+            try env.docker.cli("stop", "-t", "0", other)
             try env.docker.cli("unpause", name)
+            try env.docker.cli("start", other)
             try env.docker.cli("pause", name)
+            try await Task.sleep(until: outageEnds)  // the outage itself, not a synchronisation
             try await env.broker.start()
 
             try await eventually("the outage's events; saw \(env.observer.messages.map(\.description))", timeout: .seconds(30)) {
-                env.eventActions(name).suffix(3) == ["pause", "unpause", "pause"]
+                env.eventActions(name).suffix(3) == ["pause", "unpause", "pause"] && env.eventActions(other).last == "start"
             }
             #expect(env.eventActions(name).filter { $0 == "pause" }.count == 2, "each event once: \(env.eventActions(name))")
+            #expect(env.eventActions(other).contains("die"), "\(env.eventActions(other))")
+            #expect(env.eventActions(other).filter { $0 == "start" }.count == 2, "each event once: \(env.eventActions(other))")
+            try await env.waitForStatus(other, "running")
             try await env.waitForStatus(name, "paused")
             #expect(try env.retainedStatus(name) == "paused")
             try await eventually("online again") { try env.retainedOnline() }
@@ -54,6 +65,32 @@ struct DisruptionTests {
             #expect(up.json?["ok"] as? Bool == true, "\(up.payload)")
             #expect(env.docker.state(name) == "running")
             try await env.waitForStatus(name, "running")
+        }
+    }
+}
+
+extension DisruptionTests {
+    @Test("dockerd absent at start: the bridge starts, answers unavailable, and recovers when dockerd comes")
+    func dockerAbsentAtStart() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("late")
+            try env.docker.cli("stop", "-t", "0", name)
+            let (_, pids) = try run(["pidof", "dockerd"])
+            let pid = pids.split(separator: " ").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            try #require(!pid.isEmpty, "dockerd must be running")
+            try run(["kill", "-TERM", pid])
+            try await eventually("dockerd to exit", timeout: .seconds(60)) { try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0 }
+
+            try await env.startBridge()
+            let r = try await env.command(name, ["action": "wake"])
+            #expect((r.json?["error"] as? [String: Any])?["code"] as? String == "unavailable", "\(r.payload)")
+            #expect(env.bridge!.child.isRunning)
+
+            try await DockerFixture.ensureEngine()
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(60))
+            let up = try await env.command(name, ["action": "wake"])
+            #expect(up.json?["ok"] as? Bool == true, "\(up.payload)")
+            #expect(env.docker.state(name) == "running")
         }
     }
 }
