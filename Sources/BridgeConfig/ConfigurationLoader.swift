@@ -246,7 +246,7 @@ private struct Validator {
     mutating func proxmoxSection(_ node: Node, _ path: String) -> ProxmoxEndpointConfiguration? {
         let m = mapping(
             node, path,
-            allowed: ["url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm", "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout"])
+            allowed: ["url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm", "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout", "task_timeout"])
         let url = string(m["url"], "\(path).url")
         if m["url"] == nil { problem("\(path).url", "is required, for example https://pve1.lan:8006") }
         if let url, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
@@ -302,11 +302,17 @@ private struct Validator {
         }
         var requestTimeout: Duration = .seconds(15)
         if let d = duration(m["request_timeout"], "\(path).request_timeout") { requestTimeout = d }
+        var taskTimeout: Duration? = nil
+        if let d = duration(m["task_timeout"], "\(path).task_timeout") {
+            if d < .seconds(1) { problem("\(path).task_timeout", "must be at least 1s") } else { taskTimeout = d }
+        }
         let prefix = idPrefix(m["id_prefix"], "\(path).id_prefix")
         guard let url, let credentials else { return nil }
-        return ProxmoxEndpointConfiguration(
+        var endpoint = ProxmoxEndpointConfiguration(
             url: url, credentials: credentials, caFile: caFile, insecureSkipVerify: insecure, nodes: nodes, vmids: vmids,
             pollInterval: poll, idPrefix: prefix, requestTimeout: requestTimeout)
+        if let taskTimeout { endpoint.taskTimeout = taskTimeout }
+        return endpoint
     }
 
     mutating func defaultsSection(_ node: Node?) -> Configuration.Defaults {
