@@ -60,7 +60,7 @@ public struct ConfigurationLoader {
     public static func currentHostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)
-        let name = String(cString: buf).split(separator: ".").first.map(String.init) ?? "bridge"
+        let name = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: ".").first.map(String.init) ?? "bridge"
         let cleaned = String(name.unicodeScalars.map { BridgeIDRules.isAllowed($0) ? Character($0) : "-" })
         return cleaned.isEmpty ? "bridge" : cleaned
     }
@@ -94,7 +94,52 @@ private struct Validator {
     init(loader: ConfigurationLoader) { self.loader = loader }
 
     mutating func problem(_ path: String, _ message: String) {
-        problems.append(ConfigurationProblem(path: path, message: message))
+        // One problem, one line: keys and values quoted in messages come from the file and may
+        // hold line breaks, terminal escapes or megabytes (found by the config fuzz test).
+        problems.append(ConfigurationProblem(path: Self.oneLine(path, limit: 200), message: Self.oneLine(message, limit: 400)))
+    }
+
+    /// `text` on one line: control characters escaped (`\n`, `\u{1B}`), cut after `limit` characters.
+    static func oneLine(_ text: String, limit: Int) -> String {
+        var out = ""
+        var count = 0
+        for u in text.unicodeScalars {
+            if count == limit {
+                out += "…"
+                break
+            }
+            count += 1
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                let v = u.value
+                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 {
+                    out += "\\u{" + String(v, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
+    }
+
+    /// A YAML syntax error on one line, without the echo of the file that Yams adds.
+    static func describe(yamlError error: any Error) -> String {
+        func at(_ m: Mark) -> String { "line \(m.line), column \(m.column)" }
+        func context(_ c: YamlError.Context?) -> String { c.map { " (\($0.text) at \(at($0.mark)))" } ?? "" }
+        switch error as? YamlError {
+        case .scanner(let c, let problem, let mark, _), .parser(let c, let problem, let mark, _),
+            .composer(let c, let problem, let mark, _):
+            return "\(at(mark)): \(problem)\(context(c))"
+        case .reader(let problem, let offset, _, _):
+            return "\(problem)\(offset.map { " at character \($0)" } ?? "")"
+        case .duplicatedKeysInMapping(let duplicates, let c):
+            return "\(at(c.mark)): duplicate key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", "))"
+        default:
+            return "\(error)"
+        }
     }
 
     mutating func configuration(_ text: String) -> Configuration? {
@@ -102,7 +147,7 @@ private struct Validator {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            problem("", "not valid YAML: \(error)")
+            problem("", "not valid YAML: \(Self.describe(yamlError: error))")
             return nil
         }
         let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "proxmox", "defaults", "homeassistant"])
@@ -359,13 +404,13 @@ private struct Validator {
         guard let node else { return Mapping() }
         if case .scalar(let s) = node, s.string.isEmpty || s.string == "~" || s.string == "null" { return Mapping() }
         guard let map = node.mapping else {
-            problem(path, "must be a mapping of keys to values")
+            problem(path, path.isEmpty ? "the configuration must be a mapping of keys to values (bridge:, mqtt:, docker:, …)" : "must be a mapping of keys to values")
             return Mapping()
         }
         var out = Mapping()
         for (k, v) in map {
             guard let key = k.scalar?.string else {
-                problem(path, "keys must be plain text")
+                problem(path, path.isEmpty ? "the configuration's keys must be plain text" : "keys must be plain text")
                 continue
             }
             let full = path.isEmpty ? key : "\(path).\(key)"

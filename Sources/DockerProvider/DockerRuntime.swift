@@ -13,14 +13,26 @@ public final class DockerRuntime: ContainerRuntime {
     let api: DockerAPI
     let logger: Logger
     private let labelCache = Mutex<[String: [String: String]]>([:])  // full container id → labels
+    /// The container the bridge itself runs in (if any): only `status` is allowed on it.
+    let own: OwnContainer?
 
-    public init(configuration: DockerEndpointConfiguration, logger: Logger) throws {
+    public init(configuration: DockerEndpointConfiguration, logger: Logger, ownContainer: OwnContainer? = OwnContainer.detect()) throws {
         self.configuration = configuration
         let http = try HTTPClient(configuration: configuration.httpConfiguration().get())
         var logger = logger
         logger[metadataKey: "runtime"] = "docker"
         self.logger = logger
         self.api = DockerAPI(configuration: configuration, http: http, logger: logger)
+        self.own = ownContainer
+    }
+
+    /// The labels the bridge goes by: Docker's, except that the bridge's own container is
+    /// narrowed to `status` (`idlewatcher.allow=status`, which no label can widen again).
+    func effectiveLabels(ref: String, _ labels: [String: String]) -> [String: String] {
+        guard let own, own.matches(ref) else { return labels }
+        var l = labels
+        l["idlewatcher.allow"] = "status"
+        return l
     }
 
     static func status(fromState state: String) -> ContainerStatus {
@@ -47,6 +59,10 @@ public final class DockerRuntime: ContainerRuntime {
             let name = first.hasPrefix("/") ? String(first.dropFirst()) : first
             var labels: [String: String] = [:]
             for (k, v) in c["Labels"]?.object ?? [:] { labels[k] = v.string ?? "" }
+            labels = effectiveLabels(ref: ref, labels)
+            if own?.matches(ref) == true, !labelCache.withLock({ $0[ref] != nil }) {
+                logger.info("\(name) is the container this bridge runs in: only status is allowed on it")
+            }
             cache[ref] = labels
             out.append(
                 ContainerInfo(
@@ -140,6 +156,7 @@ public final class DockerRuntime: ContainerRuntime {
         else { return nil }
         var labels: [String: String] = [:]
         for (k, v) in json["Config"]?["Labels"]?.object ?? [:] { labels[k] = v.string ?? "" }
+        labels = effectiveLabels(ref: ref, labels)
         labelCache.withLock { $0[ref] = labels }
         return labels
     }
@@ -225,7 +242,9 @@ struct EventCursor {
         guard let n = json["timeNano"]?.int64 else { return true }
         let key = (json["Actor"]?["ID"]?.string ?? "") + "|" + (json["Action"]?.string ?? "")
         if let last = lastNanos {
-            if n < last { return false }
+            // Under load Docker's stream is not in timeNano order; a replay after `since=` never
+            // goes below the cursor, so an older event here is a live one not seen yet.
+            if n < last { return true }
             if n == last {
                 return seenAtLast.insert(key).inserted
             }

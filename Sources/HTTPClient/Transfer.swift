@@ -58,11 +58,13 @@ final class Transfer: @unchecked Sendable {
                 ccurl_easy_setopt_long(h, CURLOPT_POST, 1)
                 let bytes = request.body ?? []
                 ccurl_easy_setopt_long(h, CURLOPT_POSTFIELDSIZE, bytes.count)
-                // COPYPOSTFIELDS copies: the array need not outlive this call.
-                bytes.withUnsafeBufferPointer { buf in
-                    var empty: UInt8 = 0
-                    let p = buf.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(&empty)
-                    ccurl_easy_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, p)
+                // COPYPOSTFIELDS copies: the bytes need not outlive this call.
+                if bytes.isEmpty {
+                    ccurl_easy_setopt_string(h, CURLOPT_COPYPOSTFIELDS, "")
+                } else {
+                    bytes.withUnsafeBufferPointer { buf in
+                        ccurl_easy_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buf.baseAddress!))
+                    }
                 }
             }
             if request.method != "POST" { ccurl_easy_setopt_string(h, CURLOPT_CUSTOMREQUEST, request.method) }

@@ -115,7 +115,12 @@ private struct JSONParser {
             while true {
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a key in quotes") }
+                let keyStart = i
                 let k = try string()
+                // A key given twice is refused: readers disagree on which one wins (the last
+                // here, the first elsewhere), so `{"action":"status","action":"stop"}` would
+                // mean one thing to whoever checked it and another to the bridge.
+                guard o[k] == nil else { throw JSONParseError(message: "duplicate key '\(k.prefix(64))'", offset: keyStart) }
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 i += 1

@@ -139,7 +139,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     public init(_ arguments: [String], log: URL, environment: [String: String]? = nil) throws {
         logURL = log
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         pid = try spawn(arguments, outputPath: log.path, environment: environment)
     }
 

@@ -193,6 +193,8 @@ final class MosquittoLoop: @unchecked Sendable {
         precondition(mosq != nil, "libmosquitto could not allocate a client")
         let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version))
+        // No Nagle: a reply or status written right after a PUBACK must not wait for the broker's delayed ACK (~40 ms).
+        mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1)
         if let will = configuration.will {
             _ = will.payload.withUnsafeBytes { p in
                 mosquitto_will_set_v5(mosq, will.topic, Int32(p.count), p.baseAddress, will.qos, will.retain, nil)
