@@ -7,11 +7,16 @@ LOG_LEVEL    ?= info
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 SYSCONFDIR   ?= /etc
+BINDIR       ?= $(PREFIX)/bin
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR  ?= $(PREFIX)/lib/sysusers.d
+IMAGE        ?= idlewatcher-bridge
 BIN          := .build/debug/idlewatcher-bridge
 RELEASE_BIN  := .build/release/idlewatcher-bridge
+VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/main.swift)
 
 .PHONY: all build release run test unit-test simulator-test deps engine broker demo test-image \
-        check-config bench format clean install uninstall
+        check-config bench format clean install uninstall image
 
 all: build
 
@@ -51,10 +56,30 @@ check-config: build
 
 ## Everything: unit tests, the Proxmox simulator's self-check, and the end-to-end tests against
 ## real dockerd and mosquitto. Serial, because some tests restart the broker or dockerd.
-test: deps engine test-image
+## The deployment tests run the image from `make image` and `make install` into a DESTDIR; here
+## they must run (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
+test: deps engine test-image image
 	python3 tools/pve-simulator/test_pve_simulator.py
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	IDLEWATCHER_DEPLOYMENT_TESTS=1 $(SWIFT) test --skip-build --no-parallel
+
+## Install (docs/install.md): the release binary to $(DESTDIR)$(BINDIR), the example configuration
+## to $(DESTDIR)$(SYSCONFDIR)/idlewatcher-bridge/config.yaml (an existing one is kept), the systemd
+## unit to $(DESTDIR)$(UNITDIR) and the `idlewatcher` user to $(DESTDIR)$(SYSUSERSDIR).
+INSTALL_VARS = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' SYSCONFDIR='$(SYSCONFDIR)' \
+               UNITDIR='$(UNITDIR)' SYSUSERSDIR='$(SYSUSERSDIR)' RELEASE_BIN='$(RELEASE_BIN)'
+
+install: release
+	@$(INSTALL_VARS) scripts/install.sh install
+
+uninstall:
+	@$(INSTALL_VARS) scripts/install.sh uninstall
+
+## The container image idlewatcher-bridge:latest and :$(VERSION), without a registry: the release
+## binary and the shared libraries it loads, imported with `docker import` (scripts/build-image.sh).
+## Where a registry is reachable, deploy/docker/Dockerfile builds the same image.
+image: release engine
+	@IMAGE='$(IMAGE)' VERSION='$(VERSION)' RELEASE_BIN='$(RELEASE_BIN)' scripts/build-image.sh
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

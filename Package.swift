@@ -91,11 +91,15 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "BridgeTests",
-            dependencies: ["IdlewatcherTesting", "IdlewatcherCore", "idlewatcher-bridge"],
+            dependencies: ["IdlewatcherTesting", "IdlewatcherCore", "idlewatcher-bridge", "MQTTClient"],
             swiftSettings: strict),
         .testTarget(
             name: "ProxmoxProviderTests",
             dependencies: ["IdlewatcherTesting", "IdlewatcherCore", "ProxmoxProvider", "HTTPClient", "idlewatcher-bridge"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "DeploymentTests",
+            dependencies: ["IdlewatcherTesting"],
             swiftSettings: strict),
     ]
 )

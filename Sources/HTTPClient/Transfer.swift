@@ -62,7 +62,7 @@ final class Transfer: @unchecked Sendable {
                 if bytes.isEmpty {
                     ccurl_easy_setopt_string(h, CURLOPT_COPYPOSTFIELDS, "")
                 } else {
-                    bytes.withUnsafeBufferPointer { buf in
+                    _ = bytes.withUnsafeBufferPointer { buf in
                         ccurl_easy_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buf.baseAddress!))
                     }
                 }
