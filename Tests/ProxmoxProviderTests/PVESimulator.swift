@@ -101,7 +101,7 @@ final class PVESimulator: Sendable {
     func runtime(
         auth: Auth = .token, trust: Bool = true, insecure: Bool = false, nodes: [String] = [], vmids: [Int] = [],
         idPrefix: String = "", pollInterval: Duration = .milliseconds(300), ticketRenewal: Duration = .seconds(3600),
-        taskTimeout: Duration = .seconds(20), logs: LogRecorder? = nil
+        taskTimeout: Duration = .seconds(20), requestTimeout: Duration = .seconds(10), logs: LogRecorder? = nil
     ) throws -> ProxmoxRuntime {
         let credentials: ProxmoxEndpointConfiguration.Credentials
         switch auth {
@@ -112,7 +112,7 @@ final class PVESimulator: Sendable {
         }
         let configuration = ProxmoxEndpointConfiguration(
             url: url, credentials: credentials, caFile: trust ? caFile : nil, insecureSkipVerify: insecure, nodes: nodes,
-            vmids: vmids, pollInterval: pollInterval, idPrefix: idPrefix, requestTimeout: .seconds(10),
+            vmids: vmids, pollInterval: pollInterval, idPrefix: idPrefix, requestTimeout: requestTimeout,
             taskTimeout: taskTimeout, ticketRenewal: ticketRenewal)
         let recorder = logs ?? LogRecorder()
         var logger = Logger(label: "proxmox-test", factory: { _ in RecordingLogHandler(recorder) })

@@ -274,6 +274,20 @@ extension ProxmoxProviderTests {
             }
         }
 
+        @Test func anAPISlowerThanTheRequestTimeoutIsATimeoutAndRecovers() async throws {
+            try await withSimulator(.http) { sim in
+                let runtime = try sim.runtime(requestTimeout: .milliseconds(500))
+                let p = runtime.provider(for: "100")
+                #expect(try await p.status() == .running)
+                try await sim.sim("POST", "/slow", ["seconds": 2])
+                let e = await expectError(.timeout) { _ = try await p.status() }
+                #expect(e?.message.contains(sim.url) == true, "\(String(describing: e))")
+                try await sim.sim("POST", "/slow", ["seconds": 0])
+                #expect(try await p.status() == .running)
+                await runtime.close()
+            }
+        }
+
         @Test func aTaskPastTheDeadlineIsATimeout() async throws {
             try await withSimulator(.http) { sim in
                 // A shutdown from the GUI holds the CT's config lock; our stop task waits for it.
