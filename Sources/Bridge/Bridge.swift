@@ -167,8 +167,8 @@ public final class Bridge: Service, Sendable {
             return refuse(BridgeError(.unavailable, "the bridge is shutting down; try again when it is back online"))
         }
         guard endpoint.available else {
-            let why = endpoint.lastError?.message ?? "not connected yet"
-            return refuse(BridgeError(.unavailable, "\(runtime.kind.rawValue) at \(runtime.endpoint) is unreachable: \(why)"))
+            let why = endpoint.lastError?.message ?? "\(runtime.kind.rawValue) at \(runtime.endpoint) is not connected yet"
+            return refuse(BridgeError(.unavailable, why))
         }
         guard let tracked, tracked.visible else {
             return refuse(BridgeError(.notFound, "no container '\(id)' is exposed by this bridge on \(runtime.endpoint)"))

@@ -1,4 +1,7 @@
 import CCurl
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// One request in flight: the curl easy handle and where its result goes.
@@ -156,7 +159,12 @@ final class Transfer: @unchecked Sendable {
 
     private func error(for code: CURLcode) -> HTTPError {
         let detail = String(cString: errorBuffer)
-        let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        var message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        // curl's words for a unix socket name "localhost port 80"; the OS error says what is wrong.
+        var osErrno = 0
+        if ccurl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osErrno) == CURLE_OK, osErrno != 0 {
+            message += " (\(String(cString: strerror(Int32(osErrno)))))"
+        }
         let kind: HTTPError.Kind
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connect
