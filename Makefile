@@ -56,8 +56,9 @@ check-config: build
 
 ## Everything: unit tests, the Proxmox simulator's self-check, and the end-to-end tests against
 ## real dockerd and mosquitto. Serial, because some tests restart the broker or dockerd.
-## The deployment tests run the image from `make image` and `make install` into a DESTDIR; here
-## they must run (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
+## The deployment tests (Tests/DeploymentTests) run the image from `make image` alone, in compose
+## and `make install` into a DESTDIR, its unit under systemd; here they must run
+## (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
 test: deps engine test-image image
 	python3 tools/pve-simulator/test_pve_simulator.py
 	$(SWIFT) build --build-tests
