@@ -46,6 +46,36 @@ public struct ConfigurationLoader {
         return config!
     }
 
+    /// Where the health file goes unless `bridge.health_file` says: systemd's
+    /// `RuntimeDirectory=` (`$RUNTIME_DIRECTORY`, or `/run/idlewatcher-bridge` when it exists,
+    /// so that `health` run from a shell finds the service's file), else `/tmp`.
+    func defaultHealthFile(bridgeID: String) -> String {
+        var directory = "/tmp"
+        if let d = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first {
+            directory = String(d)
+        } else {
+            var st = stat()
+            if stat("/run/idlewatcher-bridge", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { directory = "/run/idlewatcher-bridge" }
+        }
+        return "\(directory)/idlewatcher-bridge-\(bridgeID).health"
+    }
+
+    /// Only the health file's path: what `idlewatcher-bridge health` needs. Reads `bridge.id` and
+    /// `bridge.health_file` and nothing else, so it works where the service's secrets are not readable.
+    public func healthFile(configPath path: String) throws(ConfigurationError) -> String {
+        guard let text = readFile(path) else {
+            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")])
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "not valid YAML: \(error)")])
+        }
+        let bridge = root?.mapping?["bridge"]?.mapping
+        let id = bridge?["id"]?.scalar?.string ?? hostName
+        if let h = bridge?["health_file"]?.scalar?.string, h.hasPrefix("/") { return h }
+        return defaultHealthFile(bridgeID: id)
+    }
+
     public static func processEnvironment() -> [String: String] {
         var env: [String: String] = [:]
         var p = environ
@@ -164,8 +194,7 @@ private struct Validator {
 
         let mqtt = mqttSection(top["mqtt"], bridgeID: bridgeID)
         // systemd's RuntimeDirectory= sets RUNTIME_DIRECTORY; elsewhere /tmp is writable.
-        let runtimeDirectory = loader.environment["RUNTIME_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? "/tmp"
-        var healthFile = "\(runtimeDirectory)/idlewatcher-bridge-\(bridgeID).health"
+        var healthFile = loader.defaultHealthFile(bridgeID: bridgeID)
         if let h = string(bridge["health_file"], "bridge.health_file") {
             if h.hasPrefix("/") { healthFile = h } else { problem("bridge.health_file", "must be an absolute path, got '\(h)'") }
         }

@@ -104,15 +104,15 @@ struct Health: AsyncParsableCommand {
     var maxAge: Int = 15
 
     func run() async throws {
-        let c: Configuration
+        let healthFile: String
         do {
-            c = try ConfigurationLoader().load(path: config)
+            healthFile = try ConfigurationLoader().healthFile(configPath: config)
         } catch {
             for p in error.problems { print(p.description) }
             throw ExitCode(2)
         }
-        guard let f = fopen(c.healthFile, "r") else {
-            print("unhealthy: no health file at \(c.healthFile) (is the bridge running?)")
+        guard let f = fopen(healthFile, "r") else {
+            print("unhealthy: no health file at \(healthFile) (is the bridge running?)")
             throw ExitCode(1)
         }
         var bytes: [UInt8] = []
@@ -124,7 +124,7 @@ struct Health: AsyncParsableCommand {
         }
         fclose(f)
         guard let json = try? JSON.parse(bytes), let updated = json["updated"]?.int64 else {
-            print("unhealthy: unreadable health file \(c.healthFile)")
+            print("unhealthy: unreadable health file \(healthFile)")
             throw ExitCode(1)
         }
         let age = Timestamp.now().seconds - updated
