@@ -15,7 +15,7 @@ BIN          := .build/debug/idlewatcher-bridge
 RELEASE_BIN  := .build/release/idlewatcher-bridge
 VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/main.swift)
 
-.PHONY: all build release run test unit-test simulator-test deps engine broker demo test-image \
+.PHONY: pve-simulator all build release run test unit-test simulator-test deps engine broker demo test-image \
         check-config bench format clean install uninstall image
 
 all: build
@@ -53,6 +53,11 @@ run: build broker engine demo
 
 check-config: build
 	$(BIN) check-config --config $(CONFIG)
+
+## The Proxmox VE simulator the tests use, as a demo cluster: https://127.0.0.1:8006, 5 CTs
+## (tools/pve-simulator/README.md says how to point a bridge at it).
+pve-simulator:
+	python3 tools/pve-simulator/pve_simulator.py --port 8006 --cts 5 --ca-out /tmp/pve-simulator-ca.pem
 
 ## Everything: unit tests, the Proxmox simulator's self-check, and the end-to-end tests against
 ## real dockerd and mosquitto. Serial, because some tests restart the broker or dockerd.
