@@ -141,7 +141,7 @@ public final class Bridge: Service, Sendable {
         let received = ContinuousClock.now
         var target = ReplyTarget(
             topic: topics.reply(kind, id), correlationData: message.correlationData, requestID: nil, receivedAt: received)
-        if let rt = message.responseTopic, !rt.isEmpty, !rt.contains("+"), !rt.contains("#") {
+        if let rt = message.responseTopic, topics.acceptsResponseTopic(rt) {
             target.topic = rt
         }
         let tracked = await registry.tracked(i, id)

@@ -61,6 +61,10 @@ final class CommandQueues: Sendable {
         case full
     }
 
+    /// Present exactly while a worker runs for its key: `head` removes it, atomically with
+    /// finding it empty, and that ends the worker. (When `pop` removed it instead, a command
+    /// admitted between the worker's `pop` and its next `head` started a second worker, and both
+    /// ran that command: found by the fuzz test as a command answered twice.)
     private struct Queue {
         var jobs: [Job] = []  // jobs[0] is running (or about to)
     }
@@ -78,23 +82,30 @@ final class CommandQueues: Sendable {
                 return .joined
             }
             guard q.jobs.count < limit else { return .full }
+            let hasWorker = all[key] != nil
             q.jobs.append(job)
             all[key] = q
-            return q.jobs.count == 1 ? .startWorker : .queued
+            return hasWorker ? .queued : .startWorker
         }
     }
 
     /// The job at the head of the queue, or nil (and the queue is removed): the worker ends.
     func head(_ key: Key) -> Job? {
-        queues.withLock { all in all[key]?.jobs.first }
+        queues.withLock { all in
+            guard let first = all[key]?.jobs.first else {
+                all.removeValue(forKey: key)
+                return nil
+            }
+            return first
+        }
     }
 
-    /// Removes the finished head.
+    /// Removes the finished head (the queue stays until its worker's next `head`).
     func pop(_ key: Key) {
         queues.withLock { all in
-            guard var q = all[key] else { return }
+            guard var q = all[key], !q.jobs.isEmpty else { return }
             q.jobs.removeFirst()
-            if q.jobs.isEmpty { all.removeValue(forKey: key) } else { all[key] = q }
+            all[key] = q
         }
     }
 

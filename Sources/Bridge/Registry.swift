@@ -44,10 +44,12 @@ actor Registry {
     func addObserver(_ o: any RegistryObserver) { observers.append(o) }
 
     /// The endpoint whose namespace holds `id` (longest `id_prefix` first), or nil: not ours.
+    /// Byte-wise, as the broker compares topics: `String.hasPrefix` compares characters, so
+    /// `nas-` followed by a combining mark or U+200D would not count as `nas-` (found by fuzzing).
     nonisolated func endpointIndex(for runtime: RuntimeKind, id: String) -> Int? {
         var best: Int? = nil
-        for (i, b) in bindings.enumerated() where b.runtime.kind == runtime && id.hasPrefix(b.runtime.idPrefix) {
-            if best == nil || b.runtime.idPrefix.count > bindings[best!].runtime.idPrefix.count { best = i }
+        for (i, b) in bindings.enumerated() where b.runtime.kind == runtime && id.utf8.starts(with: b.runtime.idPrefix.utf8) {
+            if best == nil || b.runtime.idPrefix.utf8.count > bindings[best!].runtime.idPrefix.utf8.count { best = i }
         }
         return best
     }
@@ -187,13 +189,13 @@ actor Registry {
         }
         guard let json = try? JSON.parse(payload, maxDepth: 8), json["bridge"]?.string == topics.bridgeID else { return }
         retainedOurs[kind, default: []].insert(id)
-        reconcileRetained(kind)
+        reconcileRetained(kind, only: [id])  // the others were reconciled when they came, or at the last listing
     }
 
     /// Clears retained statuses this bridge left for containers that no longer exist (or are
     /// no longer exposed), in namespaces whose runtime has been listed. Never another bridge's.
-    private func reconcileRetained(_ kind: RuntimeKind) {
-        guard let ids = retainedOurs[kind], !ids.isEmpty else { return }
+    private func reconcileRetained(_ kind: RuntimeKind, only: Set<String>? = nil) {
+        guard let ids = only ?? retainedOurs[kind], !ids.isEmpty else { return }
         for id in ids {
             guard let i = endpointIndex(for: kind, id: id), endpoints[i].listed else { continue }
             if let t = endpoints[i].containers[id], t.visible { continue }

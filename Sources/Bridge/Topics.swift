@@ -20,11 +20,28 @@ public struct Topics: Sendable, Hashable {
     public func commandFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/command" }
     public func statusFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/status" }
 
+    /// Whether a command's MQTT 5 Response Topic may take its reply: a topic without wildcards
+    /// that, inside the base topic, is a `reply` topic. Otherwise whoever may send commands
+    /// could have the bridge publish where only the bridge may write (another container's
+    /// `status`, a bridge's `state`), which the broker's ACL cannot prevent: the bridge is
+    /// allowed there. Refused ones get the reply on `<base>/<runtime>/<id>/reply`.
+    public func acceptsResponseTopic(_ topic: String) -> Bool {
+        let bytes = topic.utf8
+        guard !bytes.isEmpty, !bytes.contains(UInt8(ascii: "+")), !bytes.contains(UInt8(ascii: "#")) else { return false }
+        guard bytes.starts(with: base.utf8), bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/")
+        else { return true }
+        return parse(topic)?.leaf == "reply"
+    }
+
     /// Splits `<base>/<runtime>/<id>/<leaf>`; nil for anything else (another base, a bad runtime).
+    /// Works on the UTF-8 bytes, as MQTT does: split by characters, an id that begins with a
+    /// combining mark would swallow the `/` before it.
     public func parse(_ topic: String) -> (runtime: RuntimeKind, id: String, leaf: String)? {
-        guard topic.hasPrefix(base + "/") else { return nil }
-        let rest = topic.dropFirst(base.count + 1).split(separator: "/", omittingEmptySubsequences: false)
-        guard rest.count == 3, let runtime = RuntimeKind(rawValue: String(rest[0])), !rest[1].isEmpty else { return nil }
-        return (runtime, String(rest[1]), String(rest[2]))
+        let prefix = (base + "/").utf8
+        guard topic.utf8.starts(with: prefix) else { return nil }
+        let rest = topic.utf8.dropFirst(prefix.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        guard rest.count == 3, let runtime = RuntimeKind(rawValue: rest[0]), !rest[1].isEmpty else { return nil }
+        return (runtime, rest[1], rest[2])
     }
 }

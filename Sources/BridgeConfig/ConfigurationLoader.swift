@@ -126,33 +126,7 @@ private struct Validator {
     mutating func problem(_ path: String, _ message: String) {
         // One problem, one line: keys and values quoted in messages come from the file and may
         // hold line breaks, terminal escapes or megabytes (found by the config fuzz test).
-        problems.append(ConfigurationProblem(path: Self.oneLine(path, limit: 200), message: Self.oneLine(message, limit: 400)))
-    }
-
-    /// `text` on one line: control characters escaped (`\n`, `\u{1B}`), cut after `limit` characters.
-    static func oneLine(_ text: String, limit: Int) -> String {
-        var out = ""
-        var count = 0
-        for u in text.unicodeScalars {
-            if count == limit {
-                out += "…"
-                break
-            }
-            count += 1
-            switch u {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                let v = u.value
-                if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 {
-                    out += "\\u{" + String(v, radix: 16, uppercase: true) + "}"
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out
+        problems.append(ConfigurationProblem(path: path.oneLine(limit: 200), message: message.oneLine(limit: 400)))
     }
 
     /// A YAML syntax error on one line, without the echo of the file that Yams adds.

@@ -125,7 +125,14 @@ final class DockerAPI: Sendable {
         case .timeout:
             return BridgeError(.timeout, "Docker at \(configuration.url) did not answer in time: \(e.message)")
         case .connect, .tls, .transfer:
-            return BridgeError(.unavailable, "cannot reach Docker at \(configuration.url): \(e.message)")
+            var message = "cannot reach Docker at \(configuration.url): \(e.message)"
+            // With TLS 1.3 an engine that wants a client certificate (--tlsverify) says so only
+            // after the handshake, and what curl reports then is often "Send failure: Broken pipe".
+            let tls = configuration.url.hasPrefix("https://") || configuration.caFile != nil
+            if tls, configuration.certFile == nil, e.kind != .connect {
+                message += " (TLS without a client certificate: if the engine runs with --tlsverify, set cert_file and key_file)"
+            }
+            return BridgeError(.unavailable, message)
         }
     }
 

@@ -75,7 +75,8 @@ public final class DockerRuntime: ContainerRuntime {
     }
 
     public func provider(for id: String) -> any Provider {
-        let name = id.hasPrefix(configuration.idPrefix) ? String(id.dropFirst(configuration.idPrefix.count)) : id
+        let prefix = configuration.idPrefix.utf8  // bytes, not characters, as the bridge matches namespaces
+        let name = id.utf8.starts(with: prefix) ? String(decoding: id.utf8.dropFirst(prefix.count), as: UTF8.self) : id
         return DockerContainer(id: id, name: name, api: api, runtime: self)
     }
 
@@ -179,7 +180,19 @@ public final class DockerRuntime: ContainerRuntime {
             if action == "health_status" { attributes["health_status"] = detail }
         }
         guard Self.knownActions.contains(action), let name = attributes["name"] else { return nil }
-        let labels = await labels(ofContainer: ref)
+        let labels: [String: String]?
+        if action == "create" {
+            // A create event carries all the container's labels beside `image` and `name`: no inspect,
+            // which waits for the container's lock while Docker starts it (seconds in a burst).
+            var l = attributes
+            l.removeValue(forKey: "image")
+            l.removeValue(forKey: "name")
+            l = effectiveLabels(ref: ref, l)
+            labelCache.withLock { $0[ref] = l }
+            labels = l
+        } else {
+            labels = await self.labels(ofContainer: ref)
+        }
         for key in (labels ?? [:]).keys { attributes.removeValue(forKey: key) }
         if action == "destroy" { labelCache.withLock { _ = $0.removeValue(forKey: ref) } }
         let nanos = json["timeNano"]?.int64 ?? (json["time"]?.int64).map { $0 * 1_000_000_000 } ?? Timestamp.now().nanoseconds

@@ -39,14 +39,18 @@ public final class DockerFixture: @unchecked Sendable {
     }
 
     /// `docker run -d` a container named `<prefix>-<name>`; returns the full name.
+    /// - Parameters:
+    ///   - network: `none` unless a test needs the host's loopback (`host`).
+    ///   - options: more `docker run` options (`-v`, `-e`, …).
     @discardableResult
     public func run(
-        _ name: String, labels: [String: String] = [:], command: [String] = ["/bin/sleep", "100000"], start: Bool = true
+        _ name: String, labels: [String: String] = [:], command: [String] = ["/bin/sleep", "100000"], start: Bool = true,
+        network: String = "none", options: [String] = []
     ) throws -> String {
         let full = "\(prefix)-\(name)"
         var args = ["docker", start ? "run" : "create"]
         if start { args.append("-d") }
-        args += ["--name", full, "--network", "none"]
+        args += ["--name", full, "--network", network] + options
         for (k, v) in labels.sorted(by: { $0.key < $1.key }) { args += ["--label", "\(k)=\(v)"] }
         args.append(Self.image)
         args += command

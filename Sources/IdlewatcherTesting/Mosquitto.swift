@@ -10,6 +10,8 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// - Parameters:
     ///   - extraConfig: more lines for mosquitto.conf (password_file, acl_file, TLS listener…).
+    ///   - listener: the listener lines instead of a plain anonymous one on 127.0.0.1.
+    ///     `{port}` in `listener` and `extraConfig` is replaced by the broker's port.
     ///   - persistent: keep sessions and retained messages across restarts (saved on every change).
     public init(extraConfig: String = "", listener: String? = nil, persistent: Bool = false) async throws {
         port = freePort()
@@ -24,6 +26,7 @@ public final class MosquittoBroker: @unchecked Sendable {
             conf += "persistence false\n"
         }
         conf += extraConfig + "\n"
+        conf = conf.replacingOccurrences(of: "{port}", with: "\(port)")
         try conf.write(to: configURL, atomically: true, encoding: .utf8)
         try await start()
     }
@@ -42,6 +45,9 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 
     public var url: String { "mqtt://127.0.0.1:\(port)" }
+
+    /// SIGHUP: mosquitto reads its password and ACL files again, keeping its clients.
+    public func reload() { child?.signal(SIGHUP) }
 
     deinit { child?.signal(SIGKILL) }
 }

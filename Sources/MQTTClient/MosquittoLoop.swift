@@ -22,6 +22,10 @@ final class MosquittoLoop: @unchecked Sendable {
     private var connectionLost = false  // loop thread
     private var pendingOfflineMid: Int32? = nil  // loop thread
     private var offlineAcked = false  // loop thread
+    /// loop thread: why the current attempt failed before a session began (a CONNACK refusal,
+    /// or libmosquitto's last error line, which carries OpenSSL's reason for a TLS failure).
+    private var refusal: String? = nil
+    private var libraryError: String? = nil
     private let wakeRead: Int32
     private let wakeWrite: Int32
     let incoming: AsyncStream<MQTTIncomingMessage>.Continuation
@@ -152,6 +156,9 @@ final class MosquittoLoop: @unchecked Sendable {
         var failures = 0
         while !isStopping {
             let rc: Int32
+            refusal = nil
+            libraryError = nil
+            captureLibraryErrors(true)
             if everConnected {
                 rc = mosquitto_reconnect(mosq)
             } else {
@@ -170,21 +177,58 @@ final class MosquittoLoop: @unchecked Sendable {
                     connection.yield(.disconnected(reason: "connection lost"))
                     delay = configuration.reconnectDelayMin
                     failures = 0
+                } else if !isStopping {
+                    // No session: refused, or closed before its CONNACK (with TLS 1.3 a broker
+                    // that wants a client certificate drops the connection only after the
+                    // handshake); this used to be retried without a word in the log.
+                    failures += 1
+                    let tlsFailed = libraryError?.contains("SSL") == true
+                    let what = tlsFailed ? "the TLS handshake failed" : "the connection ended before the broker accepted it"
+                    reportFailure(refusal ?? connectFailure(what), failures, delay)
                 }
                 if isStopping { break }
             } else {
                 failures += 1
-                let message = "cannot connect to the MQTT broker at \(configuration.address): \(Self.describe(rc))"
-                if failures == 1 || failures % 30 == 0 {
-                    logger.warning("\(message); retrying every \(delay) or less")
-                } else {
-                    logger.debug("\(message)")
-                }
+                let what = rc == MOSQ_ERR_TLS.rawValue ? "the TLS handshake failed" : Self.describe(rc)
+                reportFailure(connectFailure(what), failures, delay)
             }
             pause(for: delay)
             delay = min(delay * 2, configuration.reconnectDelayMax)
         }
         shutDown()
+    }
+
+    /// Keeps libmosquitto's error lines (OpenSSL's reasons) while connecting. Off once a session
+    /// is up: with a log callback set, libmosquitto formats a line for every packet.
+    private func captureLibraryErrors(_ on: Bool) {
+        if on {
+            mosquitto_log_callback_set(mosq) { _, obj, level, text in
+                guard level == MOSQ_LOG_ERR, let obj, let text else { return }
+                Unmanaged<MosquittoLoop>.fromOpaque(obj).takeUnretainedValue().libraryError = String(cString: text)
+            }
+        } else {
+            mosquitto_log_callback_set(mosq, nil)
+        }
+    }
+
+    /// "cannot connect …: what (OpenSSL's reason); what to check".
+    private func connectFailure(_ what: String) -> String {
+        var m = "cannot connect to the MQTT broker at \(configuration.address): \(what)"
+        if let e = libraryError { m += " (\(e))" }
+        if configuration.tls {
+            m += "; check that mqtt.ca_file signed the broker's certificate and that it is for the host name '\(configuration.host)'"
+            m += configuration.certFile == nil ? ", and whether the broker requires a client certificate (mqtt.cert_file, key_file)" : ", and that the broker trusts mqtt.cert_file"
+        }
+        return m
+    }
+
+    /// The first failure and every 30th are warnings; the others are debug lines.
+    private func reportFailure(_ message: String, _ failures: Int, _ delay: Duration) {
+        if failures == 1 || failures % 30 == 0 {
+            logger.warning("\(message); retrying every \(delay) or less")
+        } else {
+            logger.debug("\(message)")
+        }
     }
 
     private func setUp() {
@@ -364,13 +408,13 @@ final class MosquittoLoop: @unchecked Sendable {
 
     private func onConnect(_ rc: Int32) {
         guard rc == 0 else {
-            logger.error(
+            refusal =
                 "the MQTT broker at \(configuration.address) refused the connection: \(String(cString: mosquitto_reason_string(rc))) (check mqtt.username and the password)"
-            )
             connectionLost = true
             return
         }
         sessionUp = true
+        captureLibraryErrors(false)
         connected.store(true, ordering: .relaxed)
         logger.info("connected to the MQTT broker at \(configuration.address)")
         let subs = shared.withLock { s -> [MQTTSubscription] in

@@ -49,7 +49,7 @@ struct Run: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
-            return h
+            return OneLineLogHandler(h)
         }
         let logger = Logger(label: "idlewatcher-bridge")
         let configuration: Configuration
