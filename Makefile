@@ -87,6 +87,16 @@ uninstall:
 image: release engine
 	@IMAGE='$(IMAGE)' VERSION='$(VERSION)' RELEASE_BIN='$(RELEASE_BIN)' scripts/build-image.sh
 
+## Benchmarks (docs/performance.md): the release binary against the real dockerd, a mosquitto of
+## its own and the Proxmox simulator; prints one table, writes bench/results.json,
+## docs/performance-latency.png and the latest table into docs/performance.md (scratch output:
+## bench/out/). About 12 minutes; BENCH_QUICK=1 shortens the Proxmox run to 1 minute. matplotlib
+## draws the plot (installed with pip if missing; without it the PNG is drawn unlabelled).
+bench: release test-image
+	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib 2>/dev/null || \
+	  echo "matplotlib could not be installed: the plot is drawn without labels"
+	python3 bench/bench.py
+
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
