@@ -205,6 +205,7 @@ public final class Bridge: Service, Sendable {
         let provider = binding.runtime.provider(for: job.id)
         let tracked = await registry.tracked(job.endpoint, job.id)
         let labels = tracked?.labels ?? [:]
+        let knownStatus = tracked?.visible == true ? tracked?.status : nil
         let started = ContinuousClock.now
         var failure: BridgeError? = nil
         let action = job.command.action
@@ -216,7 +217,7 @@ public final class Bridge: Service, Sendable {
             }
         do {
             try await withDeadline(deadline, what: "\(action.rawValue) of \(job.id)") {
-                try await Self.perform(job.command, on: provider, stopTimeout: stopTimeout)
+                try await Self.perform(job.command, on: provider, stopTimeout: stopTimeout, known: knownStatus)
             }
         } catch {
             failure = BridgeError.wrapping(error)
@@ -231,39 +232,77 @@ public final class Bridge: Service, Sendable {
         }
     }
 
-    /// The contract's action table, with its "already there" column.
-    static func perform(_ c: Command, on p: any Provider, stopTimeout: Duration) async throws {
-        switch c.action {
-        case .status:
-            return
-        case .start:
-            switch try await p.status() {
-            case .running: return
-            case .paused: throw BridgeError(.invalidState, "\(p.id) is paused; send unpause or wake to resume it")
-            case .stopped, .error: try await p.start()
-            }
-        case .wake:
-            try await p.wake()
-        case .stop:
-            if try await p.status() == .stopped { return }
-            try await p.stop(signal: c.signal, timeout: stopTimeout)
-        case .kill:
-            if try await p.status() == .stopped { return }
-            try await p.kill(signal: c.signal)
-        case .pause:
-            switch try await p.status() {
-            case .paused: return
-            case .stopped: throw BridgeError(.invalidState, "\(p.id) is stopped; only a running container can be paused")
-            case .running, .error: try await p.pause()
-            }
-        case .unpause:
-            switch try await p.status() {
-            case .running: return
-            case .stopped: throw BridgeError(.invalidState, "\(p.id) is stopped, not paused; send start or wake")
-            case .paused, .error: try await p.unpause()
-            }
-        case .restart:
-            try await p.restart(timeout: c.timeout ?? stopTimeout)
+    /// One step of the contract's action table.
+    enum Step: Equatable {
+        case nothing
+        case invalid(String)
+        case start, unpause, pause, stop, kill, restart
+    }
+
+    /// The contract's action table, with its "already there" column: what `action` means for a
+    /// container whose status is `status`.
+    static func plan(_ action: Action, _ status: ContainerStatus, id: String) -> Step {
+        switch (action, status) {
+        case (.status, _): .nothing
+        case (.start, .running), (.wake, .running): .nothing
+        case (.start, .paused): .invalid("\(id) is paused; send unpause or wake to resume it")
+        case (.start, _): .start
+        case (.wake, .paused): .unpause
+        case (.wake, _): .start
+        case (.stop, .stopped), (.kill, .stopped): .nothing
+        case (.stop, _): .stop
+        case (.kill, _): .kill
+        case (.pause, .paused): .nothing
+        case (.pause, .stopped): .invalid("\(id) is stopped; only a running container can be paused")
+        case (.pause, _): .pause
+        case (.unpause, .running): .nothing
+        case (.unpause, .stopped): .invalid("\(id) is stopped, not paused; send start or wake")
+        case (.unpause, _): .unpause
+        case (.restart, _): .restart
+        }
+    }
+
+    /// Carries out a command.
+    ///
+    /// `known` is the status the bridge already has from the runtime's events. It decides
+    /// what to do without asking the runtime first (a round trip saved on every command); it
+    /// may be a few milliseconds behind, so a decision to do nothing or to refuse is checked
+    /// against a live read, and an operation the runtime refuses is re-planned from a live read
+    /// (a `pause` of what turned out to be paused already is then ok).
+    static func perform(_ c: Command, on p: any Provider, stopTimeout: Duration, known: ContainerStatus?) async throws {
+        var live = false
+        var status: ContainerStatus
+        if let known, known != .error {
+            status = known
+        } else {
+            status = try await p.status()
+            live = true
+        }
+        var step = plan(c.action, status, id: p.id)
+        if !live, step == .nothing || { if case .invalid = step { true } else { false } }() {
+            status = try await p.status()
+            live = true
+            step = plan(c.action, status, id: p.id)
+        }
+        do {
+            try await run(step, c, on: p, stopTimeout: stopTimeout)
+        } catch let e as BridgeError where !live && (e.code == .runtimeError || e.code == .invalidState) {
+            let again = plan(c.action, try await p.status(), id: p.id)
+            if again == step { throw e }
+            try await run(again, c, on: p, stopTimeout: stopTimeout)
+        }
+    }
+
+    private static func run(_ step: Step, _ c: Command, on p: any Provider, stopTimeout: Duration) async throws {
+        switch step {
+        case .nothing: return
+        case .invalid(let message): throw BridgeError(.invalidState, message)
+        case .start: try await p.start()
+        case .unpause: try await p.unpause()
+        case .pause: try await p.pause()
+        case .stop: try await p.stop(signal: c.signal, timeout: stopTimeout)
+        case .kill: try await p.kill(signal: c.signal)
+        case .restart: try await p.restart(timeout: c.timeout ?? stopTimeout)
         }
     }
 
