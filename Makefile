@@ -1,5 +1,5 @@
 # idlewatcher-bridge — two commands for a newcomer: `make run` and `make test`.
-# Both install and start what is missing (Debian packages, dockerd, mosquitto), idempotently.
+# Both install and start what is missing (Debian packages, dockerd, the Podman service, mosquitto), idempotently.
 
 SWIFT        ?= swift
 CONFIG       ?= config/idlewatcher-bridge.yaml
@@ -15,18 +15,24 @@ BIN          := .build/debug/idlewatcher-bridge
 RELEASE_BIN  := .build/release/idlewatcher-bridge
 VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/main.swift)
 
-.PHONY: pve-simulator all build release run test unit-test simulator-test deps engine broker demo test-image \
+.PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman broker demo test-image \
         check-config bench format clean install uninstall image
 
 all: build
 
-## Packages: libmosquitto, libcurl, mosquitto and its clients, Docker, busybox for the test image.
+## Packages: libmosquitto, libcurl, mosquitto and its clients, Docker, Podman, busybox for the test image.
 deps:
 	@scripts/ensure-deps.sh
 
 ## A Docker engine answering on /var/run/docker.sock (started by hand where there is no systemd).
 engine: deps
 	@scripts/ensure-dockerd.sh
+
+## A Podman API service answering on /run/podman/podman.sock (Debian's podman, installed if missing;
+## started by hand where there is no systemd), with the busybox test image as
+## localhost/idlewatcher-test/busybox:latest. docs/podman-notes.md has what it answers.
+podman: deps
+	@scripts/ensure-podman.sh
 
 ## A local mosquitto on 127.0.0.1:1883 for `make run` (the tests start their own brokers).
 broker: deps
@@ -36,11 +42,18 @@ broker: deps
 test-image: engine
 	@scripts/ensure-test-image.sh
 
-## A container to play with: idlewatcher-demo.
+## A container to play with: idlewatcher-demo, in Docker and (where podman is installed) in Podman.
 demo: test-image
 	@docker inspect idlewatcher-demo >/dev/null 2>&1 || \
 	  docker run -d --name idlewatcher-demo --network none idlewatcher-test/busybox:latest /bin/sleep 1000000000 >/dev/null
 	@echo "demo container: idlewatcher-demo"
+	@if command -v podman >/dev/null 2>&1; then \
+	  if podman container exists idlewatcher-demo || \
+	     podman run -d --name idlewatcher-demo --network none localhost/idlewatcher-test/busybox:latest \
+	       /bin/sleep 1000000000 >/dev/null; then \
+	    echo "demo container (podman): idlewatcher-demo"; \
+	  else echo "no podman demo container (see above)"; fi; \
+	fi
 
 build: deps
 	$(SWIFT) build
@@ -48,7 +61,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-run: build broker engine demo
+run: build broker engine podman demo
 	$(BIN) --config $(CONFIG) --log-level $(LOG_LEVEL)
 
 check-config: build
@@ -64,7 +77,7 @@ pve-simulator:
 ## The deployment tests (Tests/DeploymentTests) run the image from `make image` alone, in compose
 ## and `make install` into a DESTDIR, its unit under systemd; here they must run
 ## (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
-test: deps engine test-image image
+test: deps engine podman test-image image
 	python3 tools/pve-simulator/test_pve_simulator.py
 	$(SWIFT) build --build-tests
 	IDLEWATCHER_DEPLOYMENT_TESTS=1 $(SWIFT) test --skip-build --no-parallel
