@@ -59,11 +59,24 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Extensions around the bridge, each a module of its own on the extension context.
+        .target(
+            name: "HomeAssistant",
+            dependencies: ["IdlewatcherCore", "Bridge", "MQTTClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        // Podman: the Engine API module with Podman's flavor.
+        .target(
+            name: "PodmanProvider",
+            dependencies: ["IdlewatcherCore", "DockerProvider", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
         // The YAML configuration, its validation and the wiring of runtimes from it.
         .target(
             name: "BridgeConfig",
             dependencies: [
-                "IdlewatcherCore", "Bridge", "MQTTClient", "DockerProvider", "ProxmoxProvider", "HTTPClient",
+                "IdlewatcherCore", "Bridge", "HomeAssistant", "MQTTClient", "DockerProvider", "PodmanProvider",
+                "ProxmoxProvider", "HTTPClient",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -87,7 +100,10 @@ let package = Package(
 
         .testTarget(
             name: "IdlewatcherCoreTests",
-            dependencies: ["IdlewatcherCore", "BridgeConfig", "Bridge"],
+            dependencies: [
+                "IdlewatcherCore", "BridgeConfig", "Bridge", "HomeAssistant", "IdlewatcherTesting", "DockerProvider",
+                "PodmanProvider", "ProxmoxProvider", "MQTTClient", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "BridgeTests",

@@ -1,6 +1,7 @@
 import IdlewatcherCore
 
-/// A command as received on `<base>/<runtime>/<id>/command`, validated.
+/// A command as received on `<base>/<runtime>/<id>/command` (or submitted from inside the
+/// process), validated.
 public struct Command: Sendable, Hashable {
     public var action: Action
     public var signal: Signal?
@@ -26,8 +27,9 @@ public struct Command: Sendable, Hashable {
         public var requestID: String?
     }
 
-    /// Parses plain text (`wake`, ` STOP `) or JSON (`{"action":"stop","timeout":10}`).
-    public static func parse(_ payload: [UInt8], runtime: RuntimeKind) -> Result<Command, Rejection> {
+    /// Parses plain text (`wake`, ` STOP `) or JSON (`{"action":"stop","timeout":10}`) for a
+    /// container of `runtime`, whose description says which actions take `signal` and `timeout`.
+    public static func parse(_ payload: [UInt8], runtime: RuntimeDescription) -> Result<Command, Rejection> {
         func reject(_ code: ErrorCode, _ m: String, action: String? = nil, requestID: String? = nil) -> Result<Command, Rejection> {
             .failure(Rejection(error: BridgeError(code, m), action: action, requestID: requestID))
         }
@@ -87,9 +89,9 @@ public struct Command: Sendable, Hashable {
         }
         var command = Command(action: action, requestID: requestID)
         if let s = object["signal"] {
-            guard action.acceptsSignal(on: runtime) else {
+            guard runtime.signalActions.contains(action) else {
                 return reject(
-                    .badRequest, "signal does not apply to \(action.rawValue) on \(runtime.rawValue)", action: action.rawValue,
+                    .badRequest, "signal does not apply to \(action.rawValue) on \(runtime.kind)", action: action.rawValue,
                     requestID: requestID)
             }
             let parsed: Signal?
@@ -107,7 +109,7 @@ public struct Command: Sendable, Hashable {
             command.signal = parsed
         }
         if let t = object["timeout"] {
-            guard action.acceptsTimeout(on: runtime) else {
+            guard runtime.timeoutActions.contains(action) else {
                 return reject(
                     .badRequest, "timeout does not apply to \(action.rawValue)", action: action.rawValue, requestID: requestID)
             }
@@ -120,8 +122,4 @@ public struct Command: Sendable, Hashable {
         }
         return .success(command)
     }
-}
-
-extension Action {
-    static var allNames: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }

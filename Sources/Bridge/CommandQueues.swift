@@ -1,47 +1,6 @@
 import IdlewatcherCore
 import Synchronization
 
-/// Where a reply goes: the reply topic, or a Response Topic with its Correlation Data.
-struct ReplyTarget: Sendable {
-    var topic: String
-    var correlationData: [UInt8]?
-    var requestID: String?
-    var receivedAt: ContinuousClock.Instant
-}
-
-/// One operation waiting or running for one container; several `wake`s may share it.
-final class Job: Sendable {
-    let command: Command
-    let endpoint: Int
-    let id: String
-    // Guarded: targets are added while the job waits or runs, read once when it ends.
-    private let state = Mutex<(targets: [ReplyTarget], finished: Bool)>(([], false))
-
-    init(command: Command, endpoint: Int, id: String, target: ReplyTarget) {
-        self.command = command
-        self.endpoint = endpoint
-        self.id = id
-        state.withLock { $0.targets = [target] }
-    }
-
-    /// Adds a requester to a job that has not finished; false if it has.
-    func join(_ target: ReplyTarget) -> Bool {
-        state.withLock { s in
-            guard !s.finished else { return false }
-            s.targets.append(target)
-            return true
-        }
-    }
-
-    /// Closes the job to joiners and returns everyone to reply to.
-    func finish() -> [ReplyTarget] {
-        state.withLock { s in
-            s.finished = true
-            return s.targets
-        }
-    }
-}
-
 /// Per-container FIFO queues: one command at a time per container, in arrival order; other
 /// containers run concurrently. Concurrent `wake`s of one container share one operation.
 final class CommandQueues: Sendable {
@@ -74,14 +33,15 @@ final class CommandQueues: Sendable {
 
     init(limit: Int) { self.limit = limit }
 
-    func admit(_ job: Job, target: ReplyTarget) -> Admission {
+    func admit(_ job: Job, requester: Job.Requester) -> Admission {
         let key = Key(endpoint: job.endpoint, id: job.id)
         return queues.withLock { all in
             var q = all[key] ?? Queue()
-            if job.command.action == .wake, let last = q.jobs.last, last.command.action == .wake, last.join(target) {
+            if job.command.action == .wake, let last = q.jobs.last, last.command.action == .wake, last.join(requester) {
                 return .joined
             }
-            guard q.jobs.count < limit else { return .full }
+            // jobs[0] runs; the rest wait. `limit` is how many may wait (the running one aside).
+            guard q.jobs.count <= limit else { return .full }
             let hasWorker = all[key] != nil
             q.jobs.append(job)
             all[key] = q

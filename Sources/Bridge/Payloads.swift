@@ -31,19 +31,16 @@ enum Payloads {
         return Array(w.finish().utf8)
     }
 
-    static func reply(
-        requestID: String?, runtime: RuntimeKind, id: String, action: String?, error: BridgeError?,
-        status: ContainerStatus?, duration: Duration?, bridge: String
-    ) -> [UInt8] {
+    static func reply(_ r: Reply, bridge: String) -> [UInt8] {
         var w = JSONWriter()
-        w.add("request_id", requestID)
-        w.add("runtime", runtime.rawValue)
-        w.add("id", id)
-        w.add("action", action)
-        w.add("ok", error == nil)
-        w.add("status", status?.rawValue)
-        if let duration { w.add("duration_ms", duration.wholeMilliseconds) }
-        if let error {
+        w.add("request_id", r.requestID)
+        w.add("runtime", r.runtime.rawValue)
+        w.add("id", r.id)
+        w.add("action", r.action)
+        w.add("ok", r.ok)
+        w.add("status", r.status?.rawValue)
+        if let duration = r.duration { w.add("duration_ms", duration.wholeMilliseconds) }
+        if let error = r.error {
             var e = JSONWriter()
             e.add("code", error.code.rawValue)
             e.add("message", error.message)

@@ -26,22 +26,45 @@ actor Registry {
 
     let bindings: [RuntimeBinding]
     let topics: Topics
-    let mqtt: MQTTClient
+    let publish: @Sendable (MQTTOutgoingMessage) -> Void
     let logger: Logger
     private(set) var endpoints: [Endpoint]
     /// Ids whose retained status on the broker was published by this bridge, by runtime.
     private var retainedOurs: [RuntimeKind: Set<String>] = [:]
-    private var observers: [any RegistryObserver] = []
+    /// Everyone following ``changes()``.
+    private var followers: [AsyncStream<BridgeChange>.Continuation] = []
 
-    init(bindings: [RuntimeBinding], topics: Topics, mqtt: MQTTClient, logger: Logger) {
+    /// - Parameter publish: where events and statuses go (the MQTT client's queue, in order).
+    init(bindings: [RuntimeBinding], topics: Topics, publish: @escaping @Sendable (MQTTOutgoingMessage) -> Void, logger: Logger) {
         self.bindings = bindings
         self.topics = topics
-        self.mqtt = mqtt
+        self.publish = publish
         self.logger = logger
         self.endpoints = Array(repeating: Endpoint(), count: bindings.count)
     }
 
-    func addObserver(_ o: any RegistryObserver) { observers.append(o) }
+    /// The registry's changes from now on, in the order they were published.
+    func changes() -> AsyncStream<BridgeChange> {
+        let (stream, continuation) = AsyncStream<BridgeChange>.makeStream()
+        followers.append(continuation)
+        return stream
+    }
+
+    /// Tells every follower.
+    func announce(_ change: BridgeChange) {
+        for f in followers { f.yield(change) }
+    }
+
+    private func snapshot(_ i: Int, _ id: String, _ t: Tracked) -> ContainerSnapshot {
+        ContainerSnapshot(
+            runtime: bindings[i].runtime.runtime, id: id, name: t.name, status: t.status, since: t.since, labels: t.labels,
+            model: t.model, allowed: bindings[i].policy.allowedActions(name: t.name, labels: t.labels))
+    }
+
+    /// Every exposed container.
+    func snapshots() -> [ContainerSnapshot] {
+        visibleContainers().map { snapshot($0.0, $0.1, $0.2) }
+    }
 
     /// The endpoint whose namespace holds `id` (longest `id_prefix` first), or nil: not ours.
     /// Byte-wise, as the broker compares topics: `String.hasPrefix` compares characters, so
@@ -103,14 +126,13 @@ actor Registry {
         }
         for (id, old) in endpoints[i].containers where next[id] == nil && old.visible {
             clearStatus(kind, id)
-            for o in observers { o.containerRemoved(endpoint: i, id: id) }
+            announce(.removed(kind, id: id))
         }
         endpoints[i].containers = next
         endpoints[i].available = true
         endpoints[i].listed = true
         endpoints[i].lastError = nil
         reconcileRetained(kind)
-        for o in observers { o.listed(endpoint: i) }
     }
 
     /// One lifecycle event: published as it came, and the retained status when it changed.
@@ -118,12 +140,12 @@ actor Registry {
         let kind = bindings[i].runtime.kind
         let policy = bindings[i].policy
         let now = Timestamp.now()
-        if e.action == "rename", let previous = e.previousID, previous != e.id,
+        if e.kind == .renamed, let previous = e.previousID, previous != e.id,
             let old = endpoints[i].containers.removeValue(forKey: previous)
         {
             if old.visible {
                 clearStatus(kind, previous)
-                for o in observers { o.containerRemoved(endpoint: i, id: previous) }
+                announce(.removed(kind, id: previous))
             }
             endpoints[i].containers[e.id] = old
         }
@@ -139,7 +161,7 @@ actor Registry {
         let wasVisible = existing?.visible ?? false
         t.visible = policy.isVisible(name: t.name, labels: t.labels)
         let newStatus = e.status ?? t.status
-        let changed = existing == nil || newStatus != t.status || e.action == "rename" || (t.visible && !wasVisible)
+        let changed = existing == nil || newStatus != t.status || e.kind == .renamed || (t.visible && !wasVisible)
         if newStatus != t.status || existing == nil {
             t.status = newStatus
             t.since = e.time
@@ -147,16 +169,16 @@ actor Registry {
         t.changedAt = .now
 
         if t.visible {
-            mqtt.publish(
+            publish(
                 MQTTOutgoingMessage(
                     topic: topics.event(kind, e.id),
                     payload: Payloads.event(e, runtime: kind, status: newStatus, bridge: topics.bridgeID)))
         }
-        if e.action == "destroy" {
+        if e.kind == .destroyed {
             endpoints[i].containers.removeValue(forKey: e.id)
             if t.visible || wasVisible {
                 clearStatus(kind, e.id)
-                for o in observers { o.containerRemoved(endpoint: i, id: e.id) }
+                announce(.removed(kind, id: e.id))
             }
             return
         }
@@ -165,6 +187,7 @@ actor Registry {
             publishStatus(kind, e.id, t, updated: now)
         } else if wasVisible, !t.visible {
             clearStatus(kind, e.id)
+            announce(.removed(kind, id: e.id))
         }
     }
 
@@ -207,27 +230,19 @@ actor Registry {
     // MARK: publishing
 
     private func publishStatus(_ kind: RuntimeKind, _ id: String, _ t: Tracked, updated: Timestamp) {
-        mqtt.publish(
+        publish(
             MQTTOutgoingMessage(
                 topic: topics.status(kind, id),
                 payload: Payloads.status(
                     t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, bridge: topics.bridgeID),
                 retain: true, droppable: false))
         if let i = endpointIndex(for: kind, id: id) {
-            for o in observers { o.statusPublished(endpoint: i, id: id, tracked: t) }
+            announce(.status(snapshot(i, id, t)))
         }
     }
 
     private func clearStatus(_ kind: RuntimeKind, _ id: String) {
         retainedOurs[kind, default: []].remove(id)
-        mqtt.publish(MQTTOutgoingMessage(topic: topics.status(kind, id), payload: [], retain: true, droppable: false))
+        publish(MQTTOutgoingMessage(topic: topics.status(kind, id), payload: [], retain: true, droppable: false))
     }
-}
-
-/// Something that follows the registry's changes (Home Assistant discovery).
-/// Called on the registry's executor, in order; must not block.
-protocol RegistryObserver: Sendable {
-    func statusPublished(endpoint: Int, id: String, tracked: Registry.Tracked)
-    func containerRemoved(endpoint: Int, id: String)
-    func listed(endpoint: Int)
 }

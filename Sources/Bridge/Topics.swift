@@ -33,7 +33,34 @@ public struct Topics: Sendable, Hashable {
         return parse(topic)?.leaf == "reply"
     }
 
-    /// Splits `<base>/<runtime>/<id>/<leaf>`; nil for anything else (another base, a bad runtime).
+    /// Whether a command to `runtime`/`id` may have its reply on `topic` (its MQTT 5 Response
+    /// Topic): anywhere outside the base topic (no wildcards), and inside it only on the
+    /// command's own reply topic, so that a command to one container cannot make the bridge
+    /// answer on another container's reply topic.
+    public func acceptsResponseTopic(_ topic: String, for runtime: RuntimeKind, _ id: String) -> Bool {
+        guard acceptsResponseTopic(topic) else { return false }
+        let bytes = topic.utf8
+        let inside = bytes.starts(with: base.utf8) && (bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/"))
+        return !inside || topic == reply(runtime, id)
+    }
+
+    /// Whether `topic` matches the subscription `filter` (`+` one level, `#` the rest), as a broker matches.
+    public static func matches(filter: String, topic: String) -> Bool {
+        let f = filter.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        let t = topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        for (i, level) in f.enumerated() {
+            if level.elementsEqual("#".utf8) { return i > 0 || t.first?.first != UInt8(ascii: "$") }
+            guard i < t.count else { return false }
+            if level.elementsEqual("+".utf8) {
+                if i == 0, t[0].first == UInt8(ascii: "$") { return false }
+                continue
+            }
+            guard level.elementsEqual(t[i]) else { return false }
+        }
+        return f.count == t.count
+    }
+
+    /// Splits `<base>/<runtime>/<id>/<leaf>`; nil for anything else (another base, the bridges' own `bridge/…`).
     /// Works on the UTF-8 bytes, as MQTT does: split by characters, an id that begins with a
     /// combining mark would swallow the `/` before it.
     public func parse(_ topic: String) -> (runtime: RuntimeKind, id: String, leaf: String)? {
@@ -41,7 +68,7 @@ public struct Topics: Sendable, Hashable {
         guard topic.utf8.starts(with: prefix) else { return nil }
         let rest = topic.utf8.dropFirst(prefix.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
             .map { String(decoding: $0, as: UTF8.self) }
-        guard rest.count == 3, let runtime = RuntimeKind(rawValue: rest[0]), !rest[1].isEmpty else { return nil }
-        return (runtime, rest[1], rest[2])
+        guard rest.count == 3, !rest[0].isEmpty, rest[0] != "bridge", !rest[1].isEmpty else { return nil }
+        return (RuntimeKind(rest[0]), rest[1], rest[2])
     }
 }

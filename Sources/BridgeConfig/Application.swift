@@ -2,7 +2,9 @@ import Bridge
 import DockerProvider
 import IdlewatcherCore
 import Logging
+import HomeAssistant
 import MQTTClient
+import PodmanProvider
 import ProxmoxProvider
 
 /// The services a configuration describes, wired together: the MQTT client and the bridge
@@ -20,15 +22,19 @@ public struct Application: Sendable {
         let topics = Topics(base: c.mqtt.baseTopic, bridgeID: c.bridgeID)
 
         var bindings: [RuntimeBinding] = []
-        for d in c.docker {
-            let runtime = try DockerRuntime(
-                configuration: DockerEndpointConfiguration(
-                    url: d.url, idPrefix: d.idPrefix, caFile: d.caFile, certFile: d.certFile, keyFile: d.keyFile),
-                logger: logger)
-            let policy = ExposurePolicy(
-                include: Set(d.include), exclude: Set(d.exclude), protected: Set(d.protected), allow: Set(c.defaults.allow),
-                stopTimeout: c.defaults.stopTimeout)
-            bindings.append(RuntimeBinding(runtime: runtime, policy: policy))
+        for (flavor, endpoints) in [(EngineFlavor.docker, c.docker), (EngineFlavor.podman, c.podman)] {
+            for d in endpoints {
+                let configuration = DockerEndpointConfiguration(
+                    url: d.url, idPrefix: d.idPrefix, caFile: d.caFile, certFile: d.certFile, keyFile: d.keyFile)
+                let runtime =
+                    flavor.description.kind == .docker
+                    ? try DockerRuntime(configuration: configuration, logger: logger)
+                    : try Podman.runtime(configuration: configuration, logger: logger)
+                let policy = ExposurePolicy(
+                    include: Set(d.include), exclude: Set(d.exclude), protected: Set(d.protected),
+                    allow: Set(c.defaults.allow), stopTimeout: c.defaults.stopTimeout)
+                bindings.append(RuntimeBinding(runtime: runtime, policy: policy))
+            }
         }
         for p in c.proxmox {
             if p.insecureSkipVerify {
@@ -49,18 +55,20 @@ public struct Application: Sendable {
             protocolVersion: c.mqtt.protocolVersion == "5" ? .v5 : .v311,
             keepAlive: Int32(c.mqtt.keepAlive.components.seconds), birth: online, will: offline,
             queueLimit: c.mqtt.queueLimit)
-        var mqttLogger = logger
-        mqttLogger[metadataKey: "component"] = "mqtt"
-        self.mqtt = MQTTClient(
-            configuration: mqttConfiguration,
-            subscriptions: Bridge.subscriptions(settings: settings, runtimes: bindings.map(\.runtime.kind)),
-            logger: mqttLogger)
         var extensions: [any BridgeExtension] = []
         if c.homeAssistant.enabled {
             extensions.append(
                 HomeAssistantDiscovery(
-                    prefix: c.homeAssistant.prefix, removeAfter: c.homeAssistant.removeAfter, version: version))
+                    prefix: c.homeAssistant.prefix, removeAfter: c.homeAssistant.removeAfter, version: version,
+                    bridgeID: c.bridgeID))
         }
+        var mqttLogger = logger
+        mqttLogger[metadataKey: "component"] = "mqtt"
+        self.mqtt = MQTTClient(
+            configuration: mqttConfiguration,
+            subscriptions: Bridge.subscriptions(
+                settings: settings, runtimes: bindings.map(\.runtime.kind), extensions: extensions),
+            logger: mqttLogger)
         self.bridge = Bridge(settings: settings, runtimes: bindings, mqtt: mqtt, extensions: extensions, logger: logger)
     }
 }

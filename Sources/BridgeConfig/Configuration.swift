@@ -51,6 +51,8 @@ public struct Configuration: Sendable {
     public var healthFile: String
     public var mqtt: MQTT
     public var docker: [Docker] = []
+    /// `podman:`: the same keys as `docker:`, default URL `unix:///run/podman/podman.sock`.
+    public var podman: [Docker] = []
     public var proxmox: [ProxmoxEndpointConfiguration] = []
     /// Per Proxmox entry: the `include`/`exclude`-like policy keys do not apply; kept for symmetry.
     public var defaults = Defaults()

@@ -154,7 +154,7 @@ private struct Validator {
             problem("", "not valid YAML: \(Self.describe(yamlError: error))")
             return nil
         }
-        let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "proxmox", "defaults", "homeassistant"])
+        let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "podman", "proxmox", "defaults", "homeassistant"])
 
         let bridge = mapping(top["bridge"], "bridge", allowed: ["id", "health_file"])
         var bridgeID = loader.hostName
@@ -174,11 +174,16 @@ private struct Validator {
         }
         var config = Configuration(bridgeID: bridgeID, healthFile: healthFile, mqtt: mqtt)
         config.docker = list(top["docker"], "docker").enumerated().map { dockerSection($1, "docker[\($0)]") }
+        config.podman = list(top["podman"], "podman").enumerated().map {
+            dockerSection($1, "podman[\($0)]", defaultURL: "unix:///run/podman/podman.sock")
+        }
         config.proxmox = list(top["proxmox"], "proxmox").enumerated().compactMap { proxmoxSection($1, "proxmox[\($0)]") }
         config.defaults = defaultsSection(top["defaults"])
         config.homeAssistant = homeAssistantSection(top["homeassistant"])
-        if config.docker.isEmpty && config.proxmox.isEmpty && top["docker"] == nil && top["proxmox"] == nil {
-            problem("docker", "no runtime configured: add a docker or a proxmox entry")
+        if config.docker.isEmpty && config.podman.isEmpty && config.proxmox.isEmpty && top["docker"] == nil
+            && top["podman"] == nil && top["proxmox"] == nil
+        {
+            problem("docker", "no runtime configured: add a docker, podman or proxmox entry")
         }
         checkNamespaces(config)
         return config
@@ -190,6 +195,11 @@ private struct Validator {
             let key = "docker|" + d.idPrefix
             if let other = seen[key] { problem("docker[\(i)].id_prefix", "'\(d.idPrefix)' is also the id_prefix of \(other); give each endpoint its own") }
             seen[key] = "docker[\(i)]"
+        }
+        for (i, d) in c.podman.enumerated() {
+            let key = "podman|" + d.idPrefix
+            if let other = seen[key] { problem("podman[\(i)].id_prefix", "'\(d.idPrefix)' is also the id_prefix of \(other); give each endpoint its own") }
+            seen[key] = "podman[\(i)]"
         }
         for (i, p) in c.proxmox.enumerated() {
             let key = "proxmox|" + p.idPrefix
@@ -272,9 +282,9 @@ private struct Validator {
         return out
     }
 
-    mutating func dockerSection(_ node: Node, _ path: String) -> Configuration.Docker {
+    mutating func dockerSection(_ node: Node, _ path: String, defaultURL: String = "unix:///var/run/docker.sock") -> Configuration.Docker {
         let m = mapping(node, path, allowed: ["url", "id_prefix", "include", "exclude", "protected", "ca_file", "cert_file", "key_file"])
-        var out = Configuration.Docker()
+        var out = Configuration.Docker(url: defaultURL)
         if let url = string(m["url"], "\(path).url") { out.url = url }
         out.idPrefix = idPrefix(m["id_prefix"], "\(path).id_prefix")
         out.include = stringList(m["include"], "\(path).include")

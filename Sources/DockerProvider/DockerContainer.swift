@@ -1,12 +1,11 @@
 import HTTPClient
 import IdlewatcherCore
 
-/// One Docker container, addressed by name.
+/// One container of an Engine API (Docker, Podman), addressed by name.
 struct DockerContainer: Provider {
     let id: String
     let name: String
     let api: DockerAPI
-    let runtime: DockerRuntime
 
     private var path: String { "/containers/" + FormEncoding.percentEncode(name) }
 
@@ -24,6 +23,9 @@ struct DockerContainer: Provider {
     }
 
     func stop(signal: Signal?, timeout: Duration?) async throws {
+        if api.flavor.unpausesBeforeStop, try await status() == .paused {
+            try await unpause()
+        }
         let seconds = timeout?.wholeSecondsRoundedUp
         let httpTimeout = Duration.seconds((seconds ?? 10) + 30)
         var query = seconds.map { ["t=\($0)"] } ?? []
@@ -72,25 +74,19 @@ struct DockerContainer: Provider {
         let r = try await api.request("GET", path + "/json")
         try check(r, ok: [200], doing: "read the status of")
         guard let json = try? JSON.parse(r.body), let state = json["State"]?["Status"]?.string else {
-            throw BridgeError(.runtimeError, "Docker at \(api.configuration.url) sent an unreadable container state for \(name)")
+            throw BridgeError(.runtimeError, "\(api.name) at \(api.configuration.url) sent an unreadable container state for \(name)")
         }
         return DockerRuntime.status(fromState: state)
     }
-
-    func watch() -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
-        runtime.watchOne(name: name)
-    }
-
-    func close() async {}
 
     private func check(_ r: HTTPResponse, ok: Set<Int>, doing verb: String) throws {
         if ok.contains(r.status) { return }
         let message = DockerAPI.message(of: r)
         switch r.status {
         case 404:
-            throw BridgeError(.notFound, "no container named \(name) on Docker at \(api.configuration.url)")
+            throw BridgeError(.notFound, "no container named \(name) on \(api.name) at \(api.configuration.url)")
         default:
-            throw BridgeError(.runtimeError, "Docker refused to \(verb) \(name): \(message)")
+            throw BridgeError(.runtimeError, "\(api.name) refused to \(verb) \(name): \(message)")
         }
     }
 }

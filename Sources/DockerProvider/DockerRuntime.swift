@@ -3,26 +3,37 @@ import IdlewatcherCore
 import Logging
 import Synchronization
 
-/// One Docker engine as a ``ContainerRuntime``: lists containers, hands out providers, and
-/// follows one `GET /events` stream for all of them.
+/// One Docker engine (or another Engine API, by its ``EngineFlavor``) as a
+/// ``ContainerRuntime``: lists containers, hands out providers, and follows one
+/// `GET /events` stream for all of them.
 public final class DockerRuntime: ContainerRuntime {
-    public let kind = RuntimeKind.docker
+    public let flavor: EngineFlavor
+    public var runtime: RuntimeDescription { flavor.description }
     public var endpoint: String { configuration.url }
+    public let reconnectBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
     public var idPrefix: String { configuration.idPrefix }
     let configuration: DockerEndpointConfiguration
     let api: DockerAPI
     let logger: Logger
     private let labelCache = Mutex<[String: [String: String]]>([:])  // full container id → labels
+    /// Where the event stream stood when the last connection ended: the next one asks `since=` it.
+    private let followCursor = Mutex(EventCursor())
     /// The container the bridge itself runs in (if any): only `status` is allowed on it.
     let own: OwnContainer?
 
-    public init(configuration: DockerEndpointConfiguration, logger: Logger, ownContainer: OwnContainer? = OwnContainer.detect()) throws {
+    /// - Parameter ownContainer: the container this process runs in, if any; on Docker itself
+    ///   only (pass nil for another engine, which does not run this process).
+    public init(
+        configuration: DockerEndpointConfiguration, flavor: EngineFlavor = .docker, logger: Logger,
+        ownContainer: OwnContainer? = OwnContainer.detect()
+    ) throws {
         self.configuration = configuration
+        self.flavor = flavor
         let http = try HTTPClient(configuration: configuration.httpConfiguration().get())
         var logger = logger
-        logger[metadataKey: "runtime"] = "docker"
+        logger[metadataKey: "runtime"] = "\(flavor.description.kind)"
         self.logger = logger
-        self.api = DockerAPI(configuration: configuration, http: http, logger: logger)
+        self.api = DockerAPI(configuration: configuration, flavor: flavor, http: http, logger: logger)
         self.own = ownContainer
     }
 
@@ -46,10 +57,10 @@ public final class DockerRuntime: ContainerRuntime {
     public func containers() async throws -> [ContainerInfo] {
         let r = try await api.request("GET", "/containers/json?all=1")
         guard r.status == 200 else {
-            throw BridgeError(.runtimeError, "Docker at \(configuration.url) refused to list containers: \(DockerAPI.message(of: r))")
+            throw BridgeError(.runtimeError, "\(api.name) at \(configuration.url) refused to list containers: \(DockerAPI.message(of: r))")
         }
         guard let list = try? JSON.parse(r.body, maxDepth: 32).array else {
-            throw BridgeError(.runtimeError, "Docker at \(configuration.url) sent an unreadable container list")
+            throw BridgeError(.runtimeError, "\(api.name) at \(configuration.url) sent an unreadable container list")
         }
         var out: [ContainerInfo] = []
         out.reserveCapacity(list.count)
@@ -68,7 +79,7 @@ public final class DockerRuntime: ContainerRuntime {
                 ContainerInfo(
                     id: configuration.idPrefix + name, name: name, ref: ref,
                     status: Self.status(fromState: c["State"]?.string ?? ""), labels: labels,
-                    model: c["Image"]?.string))
+                    model: flavor.containerNoun + (c["Image"]?.string.map { " (\($0))" } ?? "")))
         }
         labelCache.withLock { $0 = cache }
         return out
@@ -77,43 +88,23 @@ public final class DockerRuntime: ContainerRuntime {
     public func provider(for id: String) -> any Provider {
         let prefix = configuration.idPrefix.utf8  // bytes, not characters, as the bridge matches namespaces
         let name = id.utf8.starts(with: prefix) ? String(decoding: id.utf8.dropFirst(prefix.count), as: UTF8.self) : id
-        return DockerContainer(id: id, name: name, api: api, runtime: self)
+        return DockerContainer(id: id, name: name, api: api)
     }
 
     public func close() async { api.http.shutdown() }
 
     // MARK: events
 
-    public func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
-        var cursor = EventCursor()
-        var available = true
-        while !Task.isCancelled {
-            do {
-                try await api.negotiate()
-                try await follow(filters: #"{"type":["container"]}"#, cursor: &cursor) { [self] in
-                    backoff.reset()
-                    available = true
-                    logger.info("following Docker events at \(configuration.url)")
-                    await handler(.resync)
-                } onEvent: { [self] event in
-                    if let e = await lifecycleEvent(from: event) { await handler(.event(e)) }
-                }
-                if Task.isCancelled { return }
-                throw BridgeError(.unavailable, "Docker at \(configuration.url) closed the event stream")
-            } catch {
-                if Task.isCancelled { return }
-                let e = BridgeError.wrapping(error)
-                if available {
-                    available = false
-                    logger.warning("lost Docker events at \(configuration.url): \(e.message); retrying with backoff")
-                    await handler(.unavailable(e))
-                } else {
-                    logger.debug("Docker at \(configuration.url) still unreachable: \(e.message)")
-                }
-                api.forgetVersion()
-                try? await Task.sleep(for: backoff.next())
-            }
+    public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {
+        api.forgetVersion()
+        try await api.negotiate()
+        var cursor = followCursor.withLock { $0 }
+        defer { followCursor.withLock { [cursor] in $0 = cursor } }
+        try await follow(filters: #"{"type":["container"]}"#, cursor: &cursor) { [self] in
+            logger.info("following \(api.name) events at \(configuration.url)")
+            await handler(.resync)
+        } onEvent: { [self] event in
+            if let e = await lifecycleEvent(from: event) { await handler(.event(e)) }
         }
     }
 
@@ -131,7 +122,7 @@ public final class DockerRuntime: ContainerRuntime {
                 switch part {
                 case .head(let head):
                     guard head.status == 200 else {
-                        throw BridgeError(.unavailable, "Docker at \(configuration.url) refused the event stream: HTTP \(head.status)")
+                        throw BridgeError(.unavailable, "\(api.name) at \(configuration.url) refused the event stream: HTTP \(head.status)")
                     }
                     await onOpen()
                 case .body(let bytes):
@@ -162,11 +153,6 @@ public final class DockerRuntime: ContainerRuntime {
         return labels
     }
 
-    static let knownActions: Set<String> = [
-        "create", "start", "restart", "pause", "unpause", "kill", "stop", "die", "destroy", "oom", "rename",
-        "health_status",
-    ]
-
     func lifecycleEvent(from json: JSON) async -> LifecycleEvent? {
         guard json["Type"]?.string == "container", var action = json["Action"]?.string,
             let actor = json["Actor"], let ref = actor["ID"]?.string
@@ -179,9 +165,9 @@ public final class DockerRuntime: ContainerRuntime {
             action = String(action[..<colon])
             if action == "health_status" { attributes["health_status"] = detail }
         }
-        guard Self.knownActions.contains(action), let name = attributes["name"] else { return nil }
+        guard let kind = flavor.eventKinds[action], let name = attributes["name"] else { return nil }
         let labels: [String: String]?
-        if action == "create" {
+        if kind == .created {
             // A create event carries all the container's labels beside `image` and `name`: no inspect,
             // which waits for the container's lock while Docker starts it (seconds in a burst).
             var l = attributes
@@ -194,76 +180,15 @@ public final class DockerRuntime: ContainerRuntime {
             labels = await self.labels(ofContainer: ref)
         }
         for key in (labels ?? [:]).keys { attributes.removeValue(forKey: key) }
-        if action == "destroy" { labelCache.withLock { _ = $0.removeValue(forKey: ref) } }
+        if kind == .destroyed { labelCache.withLock { _ = $0.removeValue(forKey: ref) } }
         let nanos = json["timeNano"]?.int64 ?? (json["time"]?.int64).map { $0 * 1_000_000_000 } ?? Timestamp.now().nanoseconds
-        let status: ContainerStatus?
-        switch action {
-        case "create", "stop", "die", "destroy": status = .stopped
-        case "start", "restart", "unpause": status = .running
-        case "pause": status = .paused
-        default: status = nil  // kill, oom, rename, health_status: the status is what it was
-        }
+        let status = kind.engineStatus
         var previous: String? = nil
-        if action == "rename", let old = attributes["oldName"] {
+        if kind == .renamed, let old = attributes["oldName"] {
             previous = configuration.idPrefix + (old.hasPrefix("/") ? String(old.dropFirst()) : old)
         }
         return LifecycleEvent(
-            id: configuration.idPrefix + name, name: name, ref: ref, action: action, status: status,
+            id: configuration.idPrefix + name, name: name, ref: ref, kind: kind, action: kind.engineAction ?? action, status: status,
             time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels)
-    }
-
-    /// One container's events, on a stream of its own (the bridge uses ``watch(_:)`` instead).
-    func watchOne(name: String) -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
-        AsyncStream { continuation in
-            let task = Task { [self] in
-                var cursor = EventCursor()
-                var backoff = Backoff()
-                let filters = #"{"type":["container"],"container":["# + JSONWriter.quoted(name) + "]}"
-                while !Task.isCancelled {
-                    do {
-                        try await follow(filters: filters, cursor: &cursor, onOpen: { backoff.reset() }) { [self] json in
-                            if let e = await lifecycleEvent(from: json) { continuation.yield(.success(e)) }
-                        }
-                    } catch {
-                        if Task.isCancelled { break }
-                        continuation.yield(.failure(BridgeError.wrapping(error)))
-                    }
-                    try? await Task.sleep(for: backoff.next())
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
-    }
-}
-
-/// Where the event stream stands, so that a reconnect asks for `since=` the last event and
-/// skips the ones it already handed on (Docker's `since` is inclusive).
-struct EventCursor {
-    private var lastNanos: Int64?
-    private var seenAtLast: Set<String> = []
-
-    var since: String? {
-        guard let n = lastNanos else { return nil }
-        let s = n / 1_000_000_000
-        let frac = String(n % 1_000_000_000)
-        return "\(s)." + String(repeating: "0", count: 9 - frac.count) + frac
-    }
-
-    /// False for an event already seen.
-    mutating func accept(_ json: JSON) -> Bool {
-        guard let n = json["timeNano"]?.int64 else { return true }
-        let key = (json["Actor"]?["ID"]?.string ?? "") + "|" + (json["Action"]?.string ?? "")
-        if let last = lastNanos {
-            // Under load Docker's stream is not in timeNano order; a replay after `since=` never
-            // goes below the cursor, so an older event here is a live one not seen yet.
-            if n < last { return true }
-            if n == last {
-                return seenAtLast.insert(key).inserted
-            }
-        }
-        lastNanos = n
-        seenAtLast = [key]
-        return true
     }
 }

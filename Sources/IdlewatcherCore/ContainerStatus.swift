@@ -7,9 +7,3 @@ public enum ContainerStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case paused
     case error
 }
-
-/// The container runtimes the bridge can drive, as they appear in topics (`<base>/<runtime>/…`).
-public enum RuntimeKind: String, Sendable, Hashable, Codable, CaseIterable {
-    case docker
-    case proxmox
-}

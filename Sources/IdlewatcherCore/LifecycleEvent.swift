@@ -6,7 +6,10 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var name: String?
     /// The runtime's own handle (Docker: full container id; Proxmox: `<node>/<vmid>`).
     public var ref: String?
-    /// Docker's action name (`start`, `die`, `health_status`, …) or the bridge's for Proxmox.
+    /// What happened, in the core's words: the bridge decides by this, never by `action`.
+    public var kind: Kind
+    /// The runtime's own word for it, published as the event JSON's `action` (Docker's
+    /// `start`, `die`, `health_status`, …; the bridge's for Proxmox).
     public var action: String
     /// The status right after the event; nil when the event does not change it
     /// (the bridge then keeps the status it knew).
@@ -21,18 +24,32 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var labels: [String: String]?
 
     public init(
-        id: String, name: String? = nil, ref: String? = nil, action: String, status: ContainerStatus?,
+        id: String, name: String? = nil, ref: String? = nil, kind: Kind, action: String, status: ContainerStatus?,
         time: Timestamp, attributes: [String: String] = [:], previousID: String? = nil,
         labels: [String: String]? = nil
     ) {
         self.id = id
         self.name = name
         self.ref = ref
+        self.kind = kind
         self.action = action
         self.status = status
         self.time = time
         self.attributes = attributes
         self.previousID = previousID
         self.labels = labels
+    }
+}
+
+extension LifecycleEvent {
+    /// The kinds of lifecycle event, whatever the runtime calls them.
+    public enum Kind: Sendable, Hashable {
+        case created, started, restarted, paused, unpaused, killed, stopped, died, destroyed, oom
+        /// The container has a new id (`previousID` holds the old one).
+        case renamed
+        /// The container's healthcheck reported (the status does not change).
+        case health
+        /// Anything else the runtime reports that the bridge passes on.
+        case other
     }
 }

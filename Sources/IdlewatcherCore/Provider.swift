@@ -4,7 +4,8 @@
 /// knows which one it drives. Operations return when the runtime says the operation is done
 /// (for asynchronous runtimes: when its task ended); they throw ``BridgeError`` with the
 /// contract's codes (`not_found`, `unavailable`, `timeout`, `runtime_error`, …).
-/// Cancelling the calling task abandons the request.
+/// Cancelling the calling task abandons the request. A container's lifecycle events come
+/// from its endpoint (``ContainerRuntime/follow(_:)``), one stream for all its containers.
 public protocol Provider: Sendable {
     /// The container's id in topics, with the endpoint's `id_prefix`.
     var id: String { get }
@@ -21,11 +22,6 @@ public protocol Provider: Sendable {
     func restart(timeout: Duration?) async throws
     /// Reads the live status from the runtime.
     func status() async throws -> ContainerStatus
-    /// The container's lifecycle events. Errors are reported as elements and the stream goes on;
-    /// it ends when the provider is closed or the consumer stops iterating.
-    func watch() -> AsyncStream<Result<LifecycleEvent, BridgeError>>
-    /// Releases whatever the provider holds for this container.
-    func close() async
 }
 
 /// What the bridge knows about one container of a runtime at a listing.
@@ -65,28 +61,44 @@ public enum RuntimeUpdate: Sendable, Hashable {
     case unavailable(BridgeError)
 }
 
-/// One endpoint of a runtime: a Docker engine, or a Proxmox VE cluster.
+/// One endpoint of a runtime: a Docker engine, a Podman service, or a Proxmox VE cluster.
 ///
-/// It lists containers, hands out a ``Provider`` per container and produces one stream of
-/// updates for all its containers (one Docker `/events` stream, one Proxmox poller).
+/// It lists containers, hands out a ``Provider`` per container and follows one stream of
+/// updates for all its containers (one Docker `/events` stream, one Proxmox poller). It does
+/// not reconnect by itself: ``RuntimeWatch`` (run by the bridge's supervisor) does that, the
+/// same way for every runtime.
 public protocol ContainerRuntime: Sendable {
-    var kind: RuntimeKind { get }
+    /// What this runtime is and can do.
+    var runtime: RuntimeDescription { get }
     /// The endpoint's URL, for log lines and error messages (never with credentials).
     var endpoint: String { get }
     /// The prefix of every id of this endpoint (`nas-`), or "".
     var idPrefix: String { get }
+    /// The delays between reconnection attempts.
+    var reconnectBackoff: Backoff { get }
     /// Every container this endpoint exposes, with its live status.
     func containers() async throws -> [ContainerInfo]
     /// The container with this id (prefix included). Does no I/O: operations on a container
     /// that does not exist throw `not_found`.
     func provider(for id: String) -> any Provider
-    /// Runs the endpoint's watcher until the calling task is cancelled, handing each update to
-    /// `handler` in order (the next one waits for the handler to return). It begins with
-    /// `.resync` once the runtime answers, reports `.unavailable` when it is lost, retries with
-    /// backoff, and sends `.resync` again when it is back.
-    func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async
+    /// Follows the endpoint for as long as the connection lasts: hands `handler` a `.resync`
+    /// once the runtime answers (and whenever the bridge must list again), then its events, in
+    /// order (the next one waits for the handler to return). Returns or throws when the
+    /// connection is lost; never reports `.unavailable` itself.
+    func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws
     /// Stops the watcher and releases connections.
     func close() async
+}
+
+extension ContainerRuntime {
+    /// The topic segment.
+    public var kind: RuntimeKind { runtime.kind }
+
+    /// Follows the endpoint until the calling task is cancelled, reconnecting with
+    /// ``reconnectBackoff``; see ``RuntimeWatch``.
+    public func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
+        await RuntimeWatch(self).run(handler)
+    }
 }
 
 extension Provider {

@@ -80,12 +80,6 @@ struct ProxmoxContainer: Provider {
         }
     }
 
-    func watch() -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
-        runtime.watchOne(id: id)
-    }
-
-    func close() async {}
-
     // MARK: operations
 
     /// Thrown inside `operate` when Proxmox's precheck says the CT is not running.

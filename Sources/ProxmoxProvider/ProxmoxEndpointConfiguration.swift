@@ -77,3 +77,8 @@ public struct ProxmoxEndpointConfiguration: Sendable {
                 baseURL: (secure ? "https://" : "http://") + rest, caFile: caFile, verifyPeer: !insecureSkipVerify))
     }
 }
+
+extension RuntimeKind {
+    /// Proxmox VE, `<base>/proxmox/<vmid>/…`.
+    public static let proxmox = RuntimeKind("proxmox")
+}

@@ -2,7 +2,7 @@ import IdlewatcherCore
 
 /// The poller's memory of the cluster between two reads of `/cluster/resources`, and the
 /// rules that turn a fresh read into work: which CTs to confirm with `status/current`, and
-/// which lifecycle events follow. No I/O here: ``ProxmoxRuntime/watch(_:)`` does the requests.
+/// which lifecycle events follow. No I/O here: ``ProxmoxRuntime/follow(_:)`` does the requests.
 ///
 /// Proxmox pushes no events, so changes are found by comparison. `/cluster/resources` is
 /// cheap (one request for the whole cluster) but may be stale; only the CTs whose entry
@@ -130,12 +130,17 @@ struct ProxmoxPoller: Sendable {
 
     /// The event for a change of status, or nil when there is none to tell. Changes to or
     /// from `error` (a node offline) are told by a resync instead.
+    /// The event action the contract names for that change (`start`, `stop`, …).
     static func action(from old: ContainerStatus, to new: ContainerStatus) -> String? {
+        eventKind(from: old, to: new).flatMap { ProxmoxRuntime.actionNames[$0] }
+    }
+
+    static func eventKind(from old: ContainerStatus, to new: ContainerStatus) -> LifecycleEvent.Kind? {
         switch (old, new) {
-        case (.stopped, .running): "start"
-        case (.paused, .running): "unpause"
-        case (.running, .stopped), (.paused, .stopped): "stop"
-        case (.running, .paused), (.stopped, .paused): "pause"
+        case (.stopped, .running): .started
+        case (.paused, .running): .unpaused
+        case (.running, .stopped), (.paused, .stopped): .stopped
+        case (.running, .paused), (.stopped, .paused): .paused
         default: nil
         }
     }

@@ -7,7 +7,11 @@ import Synchronization
 /// provider per CT, and polls `/cluster/resources` once per `poll_interval` for the whole
 /// cluster to turn changes into lifecycle events.
 public final class ProxmoxRuntime: ContainerRuntime {
-    public let kind = RuntimeKind.proxmox
+    /// Proxmox VE: commands take no `signal`; `stop` and `restart` take a `timeout`.
+    public static let description = RuntimeDescription(
+        kind: .proxmox, displayName: "Proxmox", signalActions: [], manufacturer: "Proxmox VE", icon: "mdi:server")
+    public var runtime: RuntimeDescription { Self.description }
+    public var reconnectBackoff: Backoff { Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30)) }
     public let configuration: ProxmoxEndpointConfiguration
     public var endpoint: String { configuration.url }
     public var idPrefix: String { configuration.idPrefix }
@@ -107,7 +111,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
         return guests.map {
             ContainerInfo(
                 id: configuration.idPrefix + String($0.vmid), name: $0.name, ref: $0.ref, status: statuses[$0.vmid] ?? .error,
-                model: $0.node)
+                model: "LXC container on \($0.node)")
         }
     }
 
@@ -189,51 +193,35 @@ public final class ProxmoxRuntime: ContainerRuntime {
 
     // MARK: watching
 
-    public func watch(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
+    /// Polls `/cluster/resources` once per `poll_interval` until a read fails (then throws).
+    /// The first read, and any read whose set of offline nodes changed, is a `.resync`.
+    public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {
         var poller = ProxmoxPoller()
-        var backoff = Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30))
-        var down = false
+        var first = true
         while !Task.isCancelled {
             let tick = ContinuousClock.now
             // Operations that end after this may or may not show in the read: their hints are for later.
             let hintsBefore = shared.withLock { $0.hintSequence }
-            do {
-                let guests = try await exposedGuests()
-                backoff.reset()
-                if poller.needsResync(guests) {
-                    let statuses = await statuses(of: guests)
-                    logNodes(
-                        before: poller.synced ? poller.offlineNodes : [], after: ProxmoxPoller.offlineNodes(in: guests), guests)
-                    if down { logger.info("Proxmox at \(configuration.url) answers again; resyncing") }
-                    down = false
-                    poller.adopt(guests, statuses: statuses, hintsSeen: hintsBefore)
-                    let listed = shared.withLock { $0.listingSequence }
-                    await handler(.resync)
-                    // The bridge listed the CTs itself (a read of its own, maybe after a change):
-                    // start from what it published, or a change in between would never be told.
-                    if let l = shared.withLock({ $0.listing }), l.sequence > listed {
-                        poller.adopt(l.guests, statuses: l.statuses, hintsSeen: l.hintsSeen)
-                    }
-                } else {
-                    let (hints, sequence) = hints(after: poller.hintsSeen)
-                    for change in poller.changes(guests, hints: hints) {
-                        for event in await apply(change, to: &poller) { await handler(.event(event)) }
-                    }
-                    poller.hintsSeen = sequence
+            let guests = try await exposedGuests()
+            if poller.needsResync(guests) {
+                let statuses = await statuses(of: guests)
+                logNodes(before: poller.synced ? poller.offlineNodes : [], after: ProxmoxPoller.offlineNodes(in: guests), guests)
+                if first { logger.info("polling Proxmox at \(configuration.url) every \(configuration.pollInterval)") }
+                first = false
+                poller.adopt(guests, statuses: statuses, hintsSeen: hintsBefore)
+                let listed = shared.withLock { $0.listingSequence }
+                await handler(.resync)
+                // The bridge listed the CTs itself (a read of its own, maybe after a change):
+                // start from what it published, or a change in between would never be told.
+                if let l = shared.withLock({ $0.listing }), l.sequence > listed {
+                    poller.adopt(l.guests, statuses: l.statuses, hintsSeen: l.hintsSeen)
                 }
-            } catch {
-                if Task.isCancelled { return }
-                let e = BridgeError.wrapping(error)
-                poller.lost()
-                if !down {
-                    down = true
-                    logger.warning("lost Proxmox at \(configuration.url): \(e.message); retrying with backoff")
-                    await handler(.unavailable(e))
-                } else {
-                    logger.debug("Proxmox at \(configuration.url) still unreachable: \(e.message)")
+            } else {
+                let (hints, sequence) = hints(after: poller.hintsSeen)
+                for change in poller.changes(guests, hints: hints) {
+                    for event in await apply(change, to: &poller) { await handler(.event(event)) }
                 }
-                try? await Task.sleep(for: backoff.next())
-                continue
+                poller.hintsSeen = sequence
             }
             try? await Task.sleep(until: tick + configuration.pollInterval, clock: .continuous)
         }
@@ -248,21 +236,21 @@ public final class ProxmoxRuntime: ContainerRuntime {
             guard let status = await confirmedStatus(of: g, previous: nil) else { return [] }
             poller.record(g, status: status)
             logger.info("CT \(g.vmid) (\(g.name)) appeared on node \(g.node)", metadata: ["vmid": "\(g.vmid)"])
-            return [event(g, action: "create", status: status, time: seen)]
+            return [event(g, kind: .created, status: status, time: seen)]
         case .destroyed(let vmid, let k):
             poller.remove(vmid)
             shared.withLock { _ = $0.suspended.remove(vmid) }
             logger.info("CT \(vmid) (\(k.name)) is gone from node \(k.node)", metadata: ["vmid": "\(vmid)"])
             let g = ClusterGuest(vmid: vmid, node: k.node, name: k.name, status: "stopped")
-            return [event(g, action: "destroy", status: .stopped, time: seen)]
+            return [event(g, kind: .destroyed, status: .stopped, time: seen)]
         case .confirm(let g, let previous):
             return await confirm(g, from: previous.status, in: &poller, time: seen)
         case .operated(let g, let previous, let statuses, let confirm):
             var events: [LifecycleEvent] = []
             var current = previous.status
             for status in statuses {
-                if let action = ProxmoxPoller.action(from: current, to: status) {
-                    events.append(event(g, action: action, status: status, time: seen))
+                if let kind = ProxmoxPoller.eventKind(from: current, to: status) {
+                    events.append(event(g, kind: kind, status: status, time: seen))
                 }
                 current = status
             }
@@ -284,8 +272,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
             return []
         }
         poller.record(g, status: status)
-        guard let action = ProxmoxPoller.action(from: old, to: status) else { return [] }
-        return [event(g, action: action, status: status, time: time)]
+        guard let kind = ProxmoxPoller.eventKind(from: old, to: status) else { return [] }
+        return [event(g, kind: kind, status: status, time: time)]
     }
 
     /// `status/current` of a changed CT; for one that stopped while running, also its task
@@ -312,9 +300,15 @@ public final class ProxmoxRuntime: ContainerRuntime {
         }
     }
 
-    private func event(_ g: ClusterGuest, action: String, status: ContainerStatus, time: Timestamp) -> LifecycleEvent {
+    /// The contract's Proxmox event actions.
+    static let actionNames: [LifecycleEvent.Kind: String] = [
+        .created: "create", .started: "start", .stopped: "stop", .paused: "pause", .unpaused: "unpause", .destroyed: "destroy",
+    ]
+
+    private func event(_ g: ClusterGuest, kind: LifecycleEvent.Kind, status: ContainerStatus, time: Timestamp) -> LifecycleEvent {
         LifecycleEvent(
-            id: configuration.idPrefix + String(g.vmid), name: g.name, ref: g.ref, action: action, status: status, time: time,
+            id: configuration.idPrefix + String(g.vmid), name: g.name, ref: g.ref, kind: kind,
+            action: Self.actionNames[kind] ?? "\(kind)", status: status, time: time,
             attributes: ["node": g.node, "vmid": String(g.vmid)])
     }
 
@@ -328,23 +322,6 @@ public final class ProxmoxRuntime: ContainerRuntime {
         }
         for node in before.subtracting(after).sorted() {
             logger.info("node \(node) of Proxmox at \(configuration.url) is back")
-        }
-    }
-
-    /// One CT's events, from a poller of its own (the bridge uses ``watch(_:)`` instead).
-    func watchOne(id: String) -> AsyncStream<Result<LifecycleEvent, BridgeError>> {
-        AsyncStream { continuation in
-            let task = Task { [self] in
-                await watch { update in
-                    switch update {
-                    case .event(let e) where e.id == id: continuation.yield(.success(e))
-                    case .unavailable(let e): continuation.yield(.failure(e))
-                    default: break
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
         }
     }
 }

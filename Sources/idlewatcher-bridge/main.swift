@@ -16,7 +16,7 @@ let bridgeVersion = "0.1.0"
 struct IdlewatcherBridge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idlewatcher-bridge",
-        abstract: "Puts container lifecycles (Docker, Proxmox VE LXC) on an MQTT broker and takes commands from it.",
+        abstract: "Puts container lifecycles (Docker, Podman, Proxmox VE LXC) on an MQTT broker and takes commands from it.",
         version: bridgeVersion,
         subcommands: [Run.self, CheckConfig.self, Health.self],
         defaultSubcommand: Run.self)
@@ -84,7 +84,8 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         do {
             let c = try ConfigurationLoader().load(path: config)
-            print("\(config): OK (bridge \(c.bridgeID), \(c.docker.count) Docker endpoint(s), \(c.proxmox.count) Proxmox cluster(s))")
+            let podman = c.podman.isEmpty ? "" : ", \(c.podman.count) Podman endpoint(s)"
+            print("\(config): OK (bridge \(c.bridgeID), \(c.docker.count) Docker endpoint(s)\(podman), \(c.proxmox.count) Proxmox cluster(s))")
         } catch {
             for p in error.problems { print(p.description) }
             throw ExitCode(1)

@@ -75,13 +75,17 @@ struct FaultTests {
             try env.send("stuck", #"{"action":"pause","request_id":"p1"}"#)
             try env.send("stuck", #"{"action":"pause","request_id":"p2"}"#)
             try env.send("stuck", #"{"action":"pause","request_id":"p3"}"#)
-            let busy = try await env.observer.waitFor(env.topic("stuck", "reply")) { $0.string("request_id") == "p3" }
+            // command_queue_limit: 2 means two may wait behind the running one: the fourth is busy.
+            try env.send("stuck", #"{"action":"pause","request_id":"p4"}"#)
+            let busy = try await env.observer.waitFor(env.topic("stuck", "reply")) { $0.string("request_id") == "p4" }
             #expect((busy.json?["error"] as? [String: Any])?["code"] as? String == "busy")
             let first = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p1" }
             #expect((first.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
             #expect((first.json?["duration_ms"] as? Int ?? 0) >= 900)
             let second = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p2" }
             #expect((second.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
+            let third = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p3" }
+            #expect((third.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
             let status = try await env.command("stuck", ["action": "status"])
             #expect(status.json?["ok"] as? Bool == true, "the queue moved on: \(status.payload)")
         }

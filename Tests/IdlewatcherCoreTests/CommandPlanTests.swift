@@ -29,8 +29,6 @@ final class FakeContainer: Provider {
     func kill(signal: Signal?) async throws { try op("kill", from: [.running, .paused], to: .stopped) }
     func restart(timeout: Duration?) async throws { try op("restart", from: [.running, .stopped], to: .running) }
     func status() async throws -> ContainerStatus { state.withLock { $0.calls.append("status"); return $0.status } }
-    func watch() -> AsyncStream<Result<LifecycleEvent, BridgeError>> { AsyncStream { $0.finish() } }
-    func close() async {}
 }
 
 @Suite("Commands decided from the known status, checked against the live one")
@@ -38,7 +36,7 @@ struct CommandPlanTests {
     @Test("a fresh known status: the operation runs without a status read first")
     func fresh() async throws {
         let c = FakeContainer(.running)
-        try await Bridge.perform(Command(action: .pause), on: c, stopTimeout: .seconds(1), known: .running)
+        try await CommandPlan.perform(Command(action: .pause), on: c, stopTimeout: .seconds(1), known: .running)
         #expect(c.calls == ["pause"])
         #expect(c.current == .paused)
     }
@@ -46,7 +44,7 @@ struct CommandPlanTests {
     @Test("a stale known status that says nothing to do is checked live, and the operation runs")
     func staleNothing() async throws {
         let c = FakeContainer(.running)
-        try await Bridge.perform(Command(action: .stop), on: c, stopTimeout: .seconds(1), known: .stopped)
+        try await CommandPlan.perform(Command(action: .stop), on: c, stopTimeout: .seconds(1), known: .stopped)
         #expect(c.calls == ["status", "stop"])
         #expect(c.current == .stopped)
     }
@@ -54,17 +52,17 @@ struct CommandPlanTests {
     @Test("an operation refused because the known status was stale is re-planned from a live read")
     func staleRefused() async throws {
         let paused = FakeContainer(.paused)
-        try await Bridge.perform(Command(action: .pause), on: paused, stopTimeout: .seconds(1), known: .running)
+        try await CommandPlan.perform(Command(action: .pause), on: paused, stopTimeout: .seconds(1), known: .running)
         #expect(paused.calls == ["pause", "status"], "already paused: ok, nothing more")
 
         let wake = FakeContainer(.paused)
-        try await Bridge.perform(Command(action: .wake), on: wake, stopTimeout: .seconds(1), known: .stopped)
+        try await CommandPlan.perform(Command(action: .wake), on: wake, stopTimeout: .seconds(1), known: .stopped)
         #expect(wake.calls == ["start", "status", "unpause"])
         #expect(wake.current == .running)
 
         let stopped = FakeContainer(.stopped)
         await #expect(throws: BridgeError.self) {
-            try await Bridge.perform(Command(action: .pause), on: stopped, stopTimeout: .seconds(1), known: .running)
+            try await CommandPlan.perform(Command(action: .pause), on: stopped, stopTimeout: .seconds(1), known: .running)
         }
     }
 
@@ -72,7 +70,7 @@ struct CommandPlanTests {
     func genuineRefusal() async throws {
         let c = FakeContainer(.stopped)
         do {
-            try await Bridge.perform(Command(action: .unpause), on: c, stopTimeout: .seconds(1), known: .paused)
+            try await CommandPlan.perform(Command(action: .unpause), on: c, stopTimeout: .seconds(1), known: .paused)
             Issue.record("expected a refusal")
         } catch let e as BridgeError {
             #expect(e.code == .invalidState, "live read says stopped: \(e)")
@@ -83,7 +81,7 @@ struct CommandPlanTests {
     @Test("unknown status: read first, as before")
     func unknown() async throws {
         let c = FakeContainer(.stopped)
-        try await Bridge.perform(Command(action: .wake), on: c, stopTimeout: .seconds(1), known: nil)
+        try await CommandPlan.perform(Command(action: .wake), on: c, stopTimeout: .seconds(1), known: nil)
         #expect(c.calls == ["status", "start"])
     }
 }

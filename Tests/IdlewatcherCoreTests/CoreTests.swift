@@ -92,25 +92,41 @@ struct CommandParsingTests {
     }
 
     @Test("rejections carry the contract's code and the request id", arguments: [
-        (#"{"action":"stop","signal":"TERM"}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
-        (#"{"action":"kill","signal":15}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
-        (#"{"action":"restart","timeout":5}"#, RuntimeKind.proxmox, ErrorCode.badRequest),
-        (#"{"action":"jump","request_id":"r"}"#, RuntimeKind.docker, ErrorCode.unknownAction),
-        (#"{"action":"stop","timeout":3601,"request_id":"r"}"#, RuntimeKind.docker, ErrorCode.badRequest),
-        ("", RuntimeKind.docker, ErrorCode.badRequest),
+        (#"{"action":"stop","signal":"TERM"}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
+        (#"{"action":"kill","signal":15}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
+        (#"{"action":"jump","request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.unknownAction),
+        (#"{"action":"stop","timeout":3601,"request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.badRequest),
+        (#"{"action":"start","timeout":5,"request_id":"r"}"#, RuntimeDescription.podman, ErrorCode.badRequest),
+        ("", RuntimeDescription.docker, ErrorCode.badRequest),
     ])
-    func rejections(_ payload: String, _ runtime: RuntimeKind, _ code: ErrorCode) {
+    func rejections(_ payload: String, _ runtime: RuntimeDescription, _ code: ErrorCode) {
         switch Command.parse(Array(payload.utf8), runtime: runtime) {
-        case .success(let c):
-            if code == .badRequest && payload.contains("restart") {
-                #expect(c.timeout == .seconds(5), "restart takes a timeout on Proxmox too")
-            } else {
-                Issue.record("accepted \(payload)")
-            }
+        case .success:
+            Issue.record("accepted \(payload)")
         case .failure(let r):
             #expect(r.error.code == code)
             if payload.contains("request_id") { #expect(r.requestID == "r") }
         }
+    }
+
+    @Test("restart takes a timeout on every runtime (Proxmox: status/reboot with timeout)", arguments: [
+        RuntimeDescription.docker, .podman, .proxmox,
+    ])
+    func restartTimeout(_ runtime: RuntimeDescription) throws {
+        let c = try Command.parse(Array(#"{"action":"restart","timeout":5}"#.utf8), runtime: runtime).get()
+        #expect(c.action == .restart)
+        #expect(c.timeout == .seconds(5))
+    }
+
+    @Test("signal applies to stop and kill on Docker and Podman", arguments: [RuntimeDescription.docker, .podman])
+    func signals(_ runtime: RuntimeDescription) throws {
+        #expect(try Command.parse(Array(#"{"action":"kill","signal":"HUP"}"#.utf8), runtime: runtime).get().signal?.number == 1)
+        #expect(try Command.parse(Array(#"{"action":"stop","signal":15}"#.utf8), runtime: runtime).get().signal?.number == 15)
+        guard case .failure(let r) = Command.parse(Array(#"{"action":"pause","signal":15}"#.utf8), runtime: runtime) else {
+            Issue.record("pause accepted a signal")
+            return
+        }
+        #expect(r.error.code == .badRequest)
     }
 
     @Test("invalid UTF-8 and oversized payloads are bad requests")

@@ -38,22 +38,22 @@ struct HostileInputTests {
     @Test("a command admitted while its container's worker is between two jobs is run once, by that worker")
     func queueHandOver() {
         let queues = CommandQueues(limit: 16)
-        func job(_ a: Action) -> (Job, ReplyTarget) {
-            let t = ReplyTarget(topic: "r", correlationData: nil, requestID: nil, receivedAt: .now)
-            return (Job(command: Command(action: a), endpoint: 0, id: "web", target: t), t)
+        func job(_ a: Action) -> (Job, Job.Requester) {
+            let t = Job.Requester(requestID: nil, deliver: { _ in })
+            return (Job(command: Command(action: a), endpoint: 0, id: "web", requester: t), t)
         }
         let key = CommandQueues.Key(endpoint: 0, id: "web")
         let (a, ta) = job(.status)
-        #expect(queues.admit(a, target: ta) == .startWorker)
+        #expect(queues.admit(a, requester: ta) == .startWorker)
         #expect(queues.head(key) === a)
         queues.pop(key)  // the worker finished a, and has not looked for the next one yet
         let (b, tb) = job(.status)
-        #expect(queues.admit(b, target: tb) == .queued, "the running worker takes it: no second worker")
+        #expect(queues.admit(b, requester: tb) == .queued, "the running worker takes it: no second worker")
         #expect(queues.head(key) === b)
         queues.pop(key)
         #expect(queues.head(key) == nil)  // the worker ends…
         let (c, tc) = job(.status)
-        #expect(queues.admit(c, target: tc) == .startWorker)  // …and the next command starts one
+        #expect(queues.admit(c, requester: tc) == .startWorker)  // …and the next command starts one
     }
 
     @Test("under concurrency every admitted command runs exactly once")
@@ -63,10 +63,10 @@ struct HostileInputTests {
         let runs = Runs()
         await withDiscardingTaskGroup { group in
             for n in 0..<3000 {
-                let t = ReplyTarget(topic: "r", correlationData: nil, requestID: nil, receivedAt: .now)
-                let j = Job(command: Command(action: .status, requestID: "\(n)"), endpoint: 0, id: "c\(n % 3)", target: t)
+                let t = Job.Requester(requestID: "\(n)", deliver: { _ in })
+                let j = Job(command: Command(action: .status, requestID: "\(n)"), endpoint: 0, id: "c\(n % 3)", requester: t)
                 let key = CommandQueues.Key(endpoint: 0, id: j.id)
-                if queues.admit(j, target: t) == .startWorker {
+                if queues.admit(j, requester: t) == .startWorker {
                     group.addTask {
                         while let job = queues.head(key) {
                             runs.counts.withLock { $0[job.command.requestID!, default: 0] += 1 }

@@ -172,27 +172,24 @@ extension ProxmoxProviderTests {
             await runtime.close()
         }
 
-        @Test func aProviderWatchesItsOwnCTOnly() async throws {
+        @Test func oneRuntimeStreamCarriesEveryCTsEventsOnceEach() async throws {
             try await withSimulator(.http) { sim in
                 let runtime = try sim.runtime(pollInterval: pollInterval)
-                let seen = UpdateRecorder()
-                let stream = runtime.provider(for: "101").watch()
-                let reader = Task {
-                    for await r in stream {
-                        switch r {
-                        case .success(let e): seen.append(.event(e))
-                        case .failure(let e): seen.append(.unavailable(e))
-                        }
+                try await watching(runtime) { updates in
+                    try await eventually("the first resync") { updates.resyncs == 1 }
+                    try await sim.change(100, ["status": "stopped"])
+                    try await sim.change(101, ["status": "stopped"])
+                    try await eventually("both stops", timeout: twoPolls * 2) {
+                        updates.actions("100") == ["stop"] && updates.actions("101") == ["stop"]
                     }
+                    // Two more polls: a late duplicate or a wrong event would show up here.
+                    try await sim.resetStats()
+                    try await eventually("two more polls") { try await sim.stats()["GET /cluster/resources", default: 0] >= 2 }
+                    #expect(updates.actions("100") == ["stop"])
+                    #expect(updates.actions("101") == ["stop"])
+                    #expect(updates.actions("102") == [])
+                    #expect(updates.resyncs == 1)
                 }
-                // The provider's own poller takes its baseline first: let it finish before changing anything.
-                try await eventually("two polls") { try await sim.stats()["GET /cluster/resources", default: 0] >= 2 }
-                try await sim.change(100, ["status": "stopped"])
-                try await sim.change(101, ["status": "stopped"])
-                try await eventually("the stop of 101", timeout: twoPolls * 2) { seen.count >= 1 }
-                #expect(seen.actions("101") == ["stop"])
-                #expect(seen.count == 1)
-                reader.cancel()
                 await runtime.close()
             }
         }

@@ -1,3 +1,4 @@
+import Bridge
 import IdlewatcherCore
 import Logging
 import MQTTClient
@@ -11,13 +12,15 @@ import Synchronization
 /// published again when Home Assistant says `online` and after every reconnect. A container
 /// that is removed keeps its entities for `removeAfter` (compose recreates containers under
 /// the same name); after that its configs are deleted with empty retained payloads.
-public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
+/// A ``BridgeExtension``: it sees the bridge only through its context.
+public final class HomeAssistantDiscovery: BridgeExtension {
     public let prefix: String
     public let removeAfter: Duration
     public let version: String
+    public let bridgeID: String
+    public let name = "homeassistant"
 
     private struct State {
-        var bridge: Bridge?
         /// Config topics published, by container key (`<runtime>/<id>`), and their payloads.
         var published: [String: [String: [UInt8]]] = [:]
         /// Containers gone, and when their entities go.
@@ -25,85 +28,77 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
     }
     private let state = Mutex(State())
 
-    public init(prefix: String, removeAfter: Duration, version: String) {
+    public init(prefix: String, removeAfter: Duration, version: String, bridgeID: String) {
         self.prefix = prefix
         self.removeAfter = removeAfter
         self.version = version
+        self.bridgeID = bridgeID
     }
 
-    private var nodeID: String { "idlewatcher_" + Self.sanitize(state.withLock { $0.bridge?.settings.bridgeID } ?? "bridge") }
+    private var nodeID: String { "idlewatcher_" + Self.sanitize(bridgeID) }
 
     // MARK: BridgeExtension
 
-    public func attach(to bridge: Bridge) async {
-        state.withLock { $0.bridge = bridge }
-        await bridge.registry.addObserver(self)
-        bridge.mqtt.subscribe([
+    public var subscriptions: [MQTTSubscription] {
+        [
             MQTTSubscription(filter: "\(prefix)/status", retainHandling: .send),
             MQTTSubscription(filter: "\(prefix)/+/\(nodeID)/+/config", retainHandling: .send),
-        ])
+        ]
     }
 
-    public func run() async {
-        let tick = min(max(removeAfter / 4, .milliseconds(100)), .seconds(30))
-        while !Task.isCancelled {
-            try? await Task.sleep(for: tick)
-            removeExpired()
+    public func run(_ context: ExtensionContext) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await message in context.messages { await self.handle(message, context) }
+            }
+            group.addTask {
+                for await change in context.changes { await self.apply(change, context) }
+            }
+            group.addTask {
+                let tick = min(max(self.removeAfter / 4, .milliseconds(100)), .seconds(30))
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    self.removeExpired(context)
+                }
+            }
         }
     }
 
-    public func connected() async {
-        await republishAll()
-    }
-
-    public func handle(_ message: MQTTIncomingMessage) async -> Bool {
+    private func handle(_ message: MQTTIncomingMessage, _ context: ExtensionContext) async {
         if message.topic == "\(prefix)/status" {
             if String(decoding: message.payload, as: UTF8.self).trimmingWhitespace().lowercased() == "online" {
-                state.withLock { $0.bridge?.logger.info("Home Assistant is online: publishing discovery and statuses again") }
-                await republishAll(withStatuses: true)
+                context.logger.info("Home Assistant is online: publishing discovery and statuses again")
+                await republishAll(context, withStatuses: true)
             }
-            return true
+            return
         }
-        if message.topic.hasPrefix(prefix + "/"), message.topic.hasSuffix("/config"),
-            message.topic.contains("/\(nodeID)/")
-        {
-            noteRetainedConfig(message.topic, empty: message.payload.isEmpty)
-            return true
-        }
-        return false
+        noteRetainedConfig(message.topic, empty: message.payload.isEmpty, context)
     }
 
-    // MARK: RegistryObserver (called on the registry's executor, in order)
-
-    func statusPublished(endpoint: Int, id: String, tracked: Registry.Tracked) {
-        guard let bridge = state.withLock({ $0.bridge }) else { return }
-        let binding = bridge.bindings[endpoint]
-        let key = "\(binding.runtime.kind.rawValue)/\(id)"
-        let configs = discoveryConfigs(bridge: bridge, binding: binding, id: id, tracked: tracked)
-        publish(key: key, configs: configs, force: false, bridge: bridge)
-    }
-
-    func containerRemoved(endpoint: Int, id: String) {
-        guard let bridge = state.withLock({ $0.bridge }) else { return }
-        let key = "\(bridge.bindings[endpoint].runtime.kind.rawValue)/\(id)"
-        state.withLock { s in
-            if s.published[key] != nil { s.pendingRemoval[key] = .now + removeAfter }
+    private func apply(_ change: BridgeChange, _ context: ExtensionContext) async {
+        switch change {
+        case .status(let c):
+            publish(key: "\(c.runtime.kind)/\(c.id)", configs: discoveryConfigs(c, topics: context.topics), force: false, context)
+        case .removed(let kind, let id):
+            let key = "\(kind)/\(id)"
+            state.withLock { s in
+                if s.published[key] != nil { s.pendingRemoval[key] = .now + removeAfter }
+            }
+        case .brokerConnected:
+            await republishAll(context)
         }
     }
-
-    func listed(endpoint: Int) {}
 
     // MARK: publishing
-
-    private func nodeIDUnlocked(_ s: State) -> String { "idlewatcher_" + Self.sanitize(s.bridge?.settings.bridgeID ?? "bridge") }
 
     /// A retained config of this bridge on the broker (left by this or an earlier run). One for
     /// a container that is not here is removed after `removeAfter`, unless the container comes
     /// back; one for a control the container no longer allows is removed now.
-    private func noteRetainedConfig(_ topic: String, empty: Bool) {
+    private func noteRetainedConfig(_ topic: String, empty: Bool, _ context: ExtensionContext) {
         guard !empty else { return }
+        let nodeID = nodeID
         let stale = state.withLock { s -> Bool in
-            guard let key = Self.containerKey(fromConfigTopic: topic, nodeID: nodeIDUnlocked(s)) else { return false }
+            guard let key = Self.containerKey(fromConfigTopic: topic, nodeID: nodeID) else { return false }
             guard let current = s.published[key] else {
                 s.published[key] = [topic: []]
                 s.pendingRemoval[key] = .now + removeAfter
@@ -116,12 +111,12 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
             }
             return true
         }
-        if stale, let bridge = state.withLock({ $0.bridge }) {
-            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+        if stale {
+            context.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
         }
     }
 
-    private func publish(key: String, configs: [String: [UInt8]], force: Bool, bridge: Bridge) {
+    private func publish(key: String, configs: [String: [UInt8]], force: Bool, _ context: ExtensionContext) {
         let (toSend, toDelete) = state.withLock { s -> ([(String, [UInt8])], [String]) in
             s.pendingRemoval.removeValue(forKey: key)
             let old = s.published[key] ?? [:]
@@ -134,43 +129,40 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
             return (send, delete)
         }
         for (topic, payload) in toSend {
-            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
+            context.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
         }
         for topic in toDelete {
-            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+            context.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
         }
     }
 
-    private func removeExpired() {
+    private func removeExpired(_ context: ExtensionContext) {
         let now = ContinuousClock.now
-        let (bridge, topics) = state.withLock { s -> (Bridge?, [String]) in
+        let topics = state.withLock { s -> [String] in
             var topics: [String] = []
             for (key, deadline) in s.pendingRemoval where deadline <= now {
                 topics += (s.published[key] ?? [:]).keys.sorted()
                 s.published.removeValue(forKey: key)
                 s.pendingRemoval.removeValue(forKey: key)
             }
-            return (s.bridge, topics)
+            return topics
         }
-        guard let bridge, !topics.isEmpty else { return }
-        bridge.logger.info("removing \(topics.count) Home Assistant discovery configs of containers gone for \(removeAfter)")
+        guard !topics.isEmpty else { return }
+        context.logger.info("removing \(topics.count) Home Assistant discovery configs of containers gone for \(removeAfter)")
         for topic in topics {
-            bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
+            context.publish(MQTTOutgoingMessage(topic: topic, payload: [], retain: true, droppable: false))
         }
     }
 
     /// Everything again: the bridge's own device, every container's configs, and (when Home
     /// Assistant restarted) the statuses, so that its entities have a state at once.
-    private func republishAll(withStatuses: Bool = false) async {
-        guard let bridge = state.withLock({ $0.bridge }) else { return }
-        let (topic, payload) = bridgeDeviceConfig(bridge: bridge)
-        bridge.mqtt.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
-        for (endpoint, id, tracked) in await bridge.registry.visibleContainers() {
-            let binding = bridge.bindings[endpoint]
-            let key = "\(binding.runtime.kind.rawValue)/\(id)"
-            publish(key: key, configs: discoveryConfigs(bridge: bridge, binding: binding, id: id, tracked: tracked), force: true, bridge: bridge)
+    private func republishAll(_ context: ExtensionContext, withStatuses: Bool = false) async {
+        let (topic, payload) = bridgeDeviceConfig(topics: context.topics)
+        context.publish(MQTTOutgoingMessage(topic: topic, payload: payload, retain: true, droppable: false))
+        for c in await context.containers() {
+            publish(key: "\(c.runtime.kind)/\(c.id)", configs: discoveryConfigs(c, topics: context.topics), force: true, context)
         }
-        if withStatuses { await bridge.republishStatuses() }
+        if withStatuses { await context.republishStatuses() }
     }
 
     // MARK: payloads
@@ -178,6 +170,14 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
     static func sanitize(_ s: String) -> String {
         String(s.unicodeScalars.map { u -> Character in
             (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "_" || u == "-" ? Character(u) : "_"
+        })
+    }
+
+    /// An entity's object id as Home Assistant accepts it: lower-case letters, digits and `_`
+    /// only (a `-` from a container or bridge name becomes `_`).
+    static func objectID(_ s: String) -> String {
+        String(s.lowercased().unicodeScalars.map { u -> Character in
+            (u >= "a" && u <= "z") || (u >= "0" && u <= "9") || u == "_" ? Character(u) : "_"
         })
     }
 
@@ -202,20 +202,20 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
         return o.finish()
     }
 
-    private func availability(_ bridge: Bridge) -> String {
+    private func availability(_ topics: Topics) -> String {
         var a = JSONWriter()
-        a.add("topic", bridge.topics.bridgeState)
+        a.add("topic", topics.bridgeState)
         a.add("payload_available", "online")
         a.add("payload_not_available", "offline")
         return "[" + a.finish() + "]"
     }
 
-    private func bridgeDeviceIdentifier(_ bridge: Bridge) -> String { "idlewatcher_bridge_" + Self.sanitize(bridge.settings.bridgeID) }
+    private var bridgeDeviceIdentifier: String { "idlewatcher_bridge_" + Self.sanitize(bridgeID) }
 
-    private func bridgeDevice(_ bridge: Bridge) -> String {
+    private func bridgeDevice() -> String {
         var d = JSONWriter()
-        d.add("identifiers", [bridgeDeviceIdentifier(bridge)])
-        d.add("name", "idlewatcher bridge \(bridge.settings.bridgeID)")
+        d.add("identifiers", [bridgeDeviceIdentifier])
+        d.add("name", "idlewatcher bridge \(bridgeID)")
         d.add("manufacturer", "idlewatcher")
         d.add("model", "idlewatcher-bridge")
         d.add("sw_version", version)
@@ -223,50 +223,46 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
     }
 
     /// The bridge as a device of its own: a connectivity binary sensor on its state topic.
-    func bridgeDeviceConfig(bridge: Bridge) -> (String, [UInt8]) {
+    func bridgeDeviceConfig(topics: Topics) -> (String, [UInt8]) {
         let object = "bridge_state"
         var w = JSONWriter()
         w.add("name", "Connection")
         w.add("unique_id", "\(nodeID)_\(object)")
-        w.add("default_entity_id", "binary_sensor.\(nodeID)_connection")
+        w.add("default_entity_id", "binary_sensor." + Self.objectID("\(nodeID)_connection"))
         w.add("device_class", "connectivity")
         w.add("entity_category", "diagnostic")
-        w.add("state_topic", bridge.topics.bridgeState)
+        w.add("state_topic", topics.bridgeState)
         w.add("payload_on", "online")
         w.add("payload_off", "offline")
         w.add("qos", Int64(1))
-        w.addRaw("device", bridgeDevice(bridge))
+        w.addRaw("device", bridgeDevice())
         w.addRaw("origin", origin())
         return ("\(prefix)/binary_sensor/\(nodeID)/\(object)/config", Array(w.finish().utf8))
     }
 
-    func discoveryConfigs(bridge: Bridge, binding: RuntimeBinding, id: String, tracked: Registry.Tracked) -> [String: [UInt8]] {
-        let kind = binding.runtime.kind
-        let allowed = binding.policy.allowedActions(name: tracked.name, labels: tracked.labels)
+    func discoveryConfigs(_ c: ContainerSnapshot, topics: Topics) -> [String: [UInt8]] {
+        let kind = c.runtime.kind
+        let id = c.id
+        let allowed = c.allowed
         let objectBase = "\(kind.rawValue)_\(Self.sanitize(id))"
-        let entityBase = "idlewatcher_\(Self.sanitize(bridge.settings.bridgeID))_\(kind.rawValue)_\(Self.sanitize(id))".lowercased()
-        let commandTopic = bridge.topics.command(kind, id)
-        let statusTopic = bridge.topics.status(kind, id)
+        let entityBase = "idlewatcher_\(Self.sanitize(bridgeID))_\(kind.rawValue)_\(Self.sanitize(id))".lowercased()
+        let commandTopic = topics.command(kind, id)
+        let statusTopic = topics.status(kind, id)
 
         var device = JSONWriter()
         device.add("identifiers", [entityBase])
-        device.add("name", tracked.name)
-        device.add("manufacturer", kind == .docker ? "Docker" : "Proxmox VE")
-        let model: String =
-            switch kind {
-            case .docker: "Docker container" + (tracked.model.map { " (\($0))" } ?? "")
-            case .proxmox: "LXC container" + (tracked.model.map { " on \($0)" } ?? "")
-            }
-        device.add("model", model)
-        device.add("via_device", bridgeDeviceIdentifier(bridge))
+        device.add("name", c.name)
+        device.add("manufacturer", c.runtime.manufacturer)
+        device.add("model", c.model ?? c.runtime.displayName)
+        device.add("via_device", bridgeDeviceIdentifier)
         let deviceJSON = device.finish()
 
         func base(_ component: String, _ suffix: String, name: String?) -> JSONWriter {
             var w = JSONWriter()
             w.add("name", name)
             w.add("unique_id", "\(entityBase)_\(suffix)")
-            w.add("default_entity_id", "\(component).\(entityBase)_\(suffix)")
-            w.addRaw("availability", availability(bridge))
+            w.add("default_entity_id", "\(component)." + Self.objectID("\(entityBase)_\(suffix)"))
+            w.addRaw("availability", availability(topics))
             w.addRaw("device", deviceJSON)
             w.addRaw("origin", origin())
             w.add("qos", Int64(1))
@@ -289,7 +285,7 @@ public final class HomeAssistantDiscovery: BridgeExtension, RegistryObserver {
             w.add("state_off", "OFF")
             w.add("optimistic", false)
             w.add("retain", false)
-            w.add("icon", kind == .docker ? "mdi:docker" : "mdi:server")
+            w.add("icon", c.runtime.icon)
             put("switch", "power", w)
         }
         var sensor = base("sensor", "status", name: "Status")

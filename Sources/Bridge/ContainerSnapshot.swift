@@ -1,0 +1,29 @@
+import IdlewatcherCore
+
+/// One exposed container as the bridge knows it, for extensions.
+public struct ContainerSnapshot: Sendable, Hashable {
+    /// Its runtime: topic segment, names, device fields.
+    public var runtime: RuntimeDescription
+    /// The id in topics.
+    public var id: String
+    /// The runtime's name for it.
+    public var name: String
+    public var status: ContainerStatus
+    /// When the current status began.
+    public var since: Timestamp
+    public var labels: [String: String]
+    /// What it is, for people ("Docker container (nginx:1.27)", "LXC container on pve1").
+    public var model: String?
+    /// The actions commands may ask for on it.
+    public var allowed: Set<Action>
+}
+
+/// A change in what the bridge publishes, as extensions observe it (in order).
+public enum BridgeChange: Sendable, Hashable {
+    /// A container's retained status was published (it changed, or a resync).
+    case status(ContainerSnapshot)
+    /// A container is gone (destroyed, no longer exposed): its status was cleared.
+    case removed(RuntimeKind, id: String)
+    /// The bridge (re)connected to the broker and published every status again.
+    case brokerConnected
+}

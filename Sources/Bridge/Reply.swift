@@ -1,0 +1,33 @@
+import IdlewatcherCore
+
+/// The answer to one command, as the contract's reply JSON carries it.
+public struct Reply: Sendable, Hashable {
+    /// The command's `request_id`, or nil.
+    public var requestID: String?
+    public var runtime: RuntimeKind
+    public var id: String
+    /// The action as written (nil when none could be read).
+    public var action: String?
+    /// The live status after the operation, or the last known one for a command refused before
+    /// anything ran; nil if it could not be read.
+    public var status: ContainerStatus?
+    /// Why the command failed; nil when it succeeded.
+    public var error: BridgeError?
+    /// How long the operation ran, when one ran.
+    public var duration: Duration?
+
+    public var ok: Bool { error == nil }
+
+    public init(
+        requestID: String?, runtime: RuntimeKind, id: String, action: String?, status: ContainerStatus?,
+        error: BridgeError?, duration: Duration?
+    ) {
+        self.requestID = requestID
+        self.runtime = runtime
+        self.id = id
+        self.action = action
+        self.status = status
+        self.error = error
+        self.duration = duration
+    }
+}

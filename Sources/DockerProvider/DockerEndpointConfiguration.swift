@@ -1,0 +1,51 @@
+import HTTPClient
+import IdlewatcherCore
+
+/// How to reach one Docker engine.
+public struct DockerEndpointConfiguration: Sendable {
+    /// `unix:///var/run/docker.sock`, `tcp://host:2375`, or `https://host:2376`.
+    public var url: String
+    public var idPrefix: String
+    /// TLS to a `tcp://` engine (any of these set means HTTPS, as `docker --tlsverify` does).
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    /// The deadline of ordinary API calls.
+    public var requestTimeout: Duration
+
+    public init(
+        url: String, idPrefix: String = "", caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil,
+        requestTimeout: Duration = .seconds(30)
+    ) {
+        self.url = url
+        self.idPrefix = idPrefix
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.requestTimeout = requestTimeout
+    }
+
+    /// The libcurl settings for this URL, or a message saying what is wrong with it.
+    public func httpConfiguration() -> Result<HTTPClientConfiguration, BridgeError> {
+        let tls = caFile != nil || certFile != nil || keyFile != nil
+        if url.hasPrefix("unix://") {
+            let path = String(url.dropFirst("unix://".count))
+            guard path.hasPrefix("/") else {
+                return .failure(BridgeError(.badRequest, "a unix socket URL needs an absolute path: unix:///var/run/docker.sock"))
+            }
+            return .success(HTTPClientConfiguration(baseURL: "http://localhost", unixSocketPath: path))
+        }
+        for (scheme, secure) in [("tcp://", tls), ("http://", false), ("https://", true)] where url.hasPrefix(scheme) {
+            var hostPort = String(url.dropFirst(scheme.count))
+            while hostPort.hasSuffix("/") { hostPort.removeLast() }
+            guard !hostPort.isEmpty, !hostPort.contains("/") else {
+                return .failure(BridgeError(.badRequest, "expected \(scheme)HOST:PORT"))
+            }
+            return .success(
+                HTTPClientConfiguration(
+                    baseURL: (secure ? "https://" : "http://") + hostPort, caFile: caFile, certFile: certFile,
+                    keyFile: keyFile))
+        }
+        return .failure(BridgeError(.badRequest, "unsupported scheme: use unix:///path/to/docker.sock or tcp://host:port"))
+    }
+}

@@ -1,0 +1,44 @@
+/// A container runtime as it appears in topics (`<base>/<runtime>/…`): `docker`, `podman`,
+/// `proxmox`, or whatever a runtime module registers.
+///
+/// An open set: the core names no runtime. Each runtime module declares its own constant
+/// (`extension RuntimeKind { static let docker = RuntimeKind("docker") }`) and describes what
+/// it can do in a ``RuntimeDescription``.
+public struct RuntimeKind: RawRepresentable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The topic segment: lower-case letters, digits and `_`; never `bridge` (taken by bridge states).
+    public let rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public var description: String { rawValue }
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// What a runtime can do and how it presents itself: everything the bridge, the command
+/// parser and Home Assistant discovery need to know about a runtime without naming it.
+public struct RuntimeDescription: Sendable, Hashable {
+    /// The topic segment.
+    public var kind: RuntimeKind
+    /// A name for people: `Docker`, `Podman`, `Proxmox VE`.
+    public var displayName: String
+    /// The actions that accept a `signal` key (Docker: stop and kill; Proxmox: none).
+    public var signalActions: Set<Action>
+    /// The actions that accept a `timeout` key.
+    public var timeoutActions: Set<Action>
+    /// The device shown for a container (Home Assistant): manufacturer and icon.
+    public var manufacturer: String
+    public var icon: String
+
+    public init(
+        kind: RuntimeKind, displayName: String, signalActions: Set<Action>, timeoutActions: Set<Action> = [.stop, .restart],
+        manufacturer: String? = nil, icon: String = "mdi:server"
+    ) {
+        self.kind = kind
+        self.displayName = displayName
+        self.signalActions = signalActions
+        self.timeoutActions = timeoutActions
+        self.manufacturer = manufacturer ?? displayName
+        self.icon = icon
+    }
+}
