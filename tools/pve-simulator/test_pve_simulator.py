@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -29,15 +30,17 @@ TASK_SECONDS = 0.25
 AUTH_DELAY = 0.2
 
 passed = failed = 0
+counts_lock = threading.Lock()
 
 
 def check(name: str, condition: bool, detail="") -> None:
     global passed, failed
-    if condition:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
+    with counts_lock:
+        if condition:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL {name} {detail}", flush=True)
 
 
 class Response:
@@ -435,6 +438,292 @@ def test_tasks_and_errors(s: Simulator):
           "suspended" in r.json, r)
 
 
+def vm_current(s: Simulator, node, vmid) -> dict:
+    return s.api("GET", f"/nodes/{node}/qemu/{vmid}/status/current").data
+
+
+def resource(s: Simulator, vmid) -> dict:
+    r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+    return next((e for e in r.data if e["vmid"] == vmid), None)
+
+
+def start_vm_sim() -> Simulator:
+    # CTs 100-101; VMs 102-107 round-robin on pve1/pve2: 102 paused (pve1), 103 stopped (pve2),
+    # 104 template (pve1), 105 running (pve2), 106 running (pve1), 107 running without agent.
+    return Simulator("--nodes", "pve1,pve2", "--cts", "2", "--vms", "6", "--vms-paused", "1",
+                     "--vms-stopped", "1", "--vm-templates", "1", "--vms-without-agent", "1",
+                     "--auth-delay", str(AUTH_DELAY), "--task-seconds", str(TASK_SECONDS),
+                     "--lock-timeout", "1", "--agent-timeout", "0.3", https=False)
+
+
+def test_qemu_reads(s: Simulator):
+    r = s.api("GET", "/cluster/resources", params={"type": "vm"})
+    by = {e["vmid"]: e for e in r.data}
+    check("VMs in resources", sorted(by) == list(range(100, 108)) and
+          all(by[v]["type"] == "qemu" and by[v]["id"] == f"qemu/{v}" for v in range(102, 108)),
+          r)
+    want = {"id", "type", "vmid", "node", "status", "name", "template", "uptime", "maxcpu", "cpu",
+            "maxmem", "mem", "maxdisk", "disk", "netin", "netout", "diskread", "diskwrite"}
+    check("VM resource fields", want <= set(by[105]), sorted(want - set(by[105])))
+    check("VM resource statuses", [by[v]["status"] for v in range(102, 108)] ==
+          ["paused", "stopped", "stopped", "running", "running", "running"] and
+          [by[v]["template"] for v in range(102, 108)] == [0, 0, 1, 0, 0, 0] and
+          by[105]["netin"] > 0 and by[103]["netin"] == 0, by)
+    r = s.api("GET", "/nodes/pve1/qemu")
+    check("qemu list: this node's VMs, no qmpstatus", r.status == 200 and
+          sorted(v["vmid"] for v in r.data) == [102, 104, 106] and
+          all("qmpstatus" not in v and "ha" not in v for v in r.data), r)
+    r = s.api("GET", "/nodes/pve1/qemu", params={"full": 1})
+    check("qemu list full=1: qmpstatus", {v["vmid"]: v["qmpstatus"] for v in r.data} ==
+          {102: "paused", 104: "stopped", 106: "running"}, r)
+    d = vm_current(s, "pve1", 102)
+    check("paused VM: status running, qmpstatus paused", d["status"] == "running" and
+          d["qmpstatus"] == "paused" and d["agent"] == 1 and d["ha"] == {"managed": 0} and
+          "pid" in d, d)
+    d = vm_current(s, "pve2", 103)
+    check("stopped VM: qmpstatus stopped, no pid", d["status"] == "stopped" and
+          d["qmpstatus"] == "stopped" and "pid" not in d and d["uptime"] == 0, d)
+    check("template and no-agent VMs", vm_current(s, "pve1", 104).get("template") == 1 and
+          "agent" not in vm_current(s, "pve2", 107), vm_current(s, "pve2", 107))
+    r = s.api("GET", "/nodes/pve1/qemu/999/status/current")
+    check("missing VM: 500", (r.status, r.reason) ==
+          (500, "Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist"), r)
+    r = s.api("GET", "/nodes/pve1/qemu/105/status/current")
+    check("VM on the wrong node looks missing", r.status == 500 and
+          "nodes/pve1/qemu-server/105.conf" in r.reason, r)
+    r = s.api("GET", "/nodes/pve1/lxc/102/status/current")
+    check("a VM is no CT", r.status == 500 and "nodes/pve1/lxc/102.conf" in r.reason, r)
+    r = s.api("GET", "/nodes/pve1/qemu/106/config")
+    check("VM config", r.status == 200 and r.data["agent"] == "1" and
+          r.data["net0"].startswith("virtio="), r)
+
+
+def test_qemu_lifecycle(s: Simulator):
+    r = s.api("POST", "/nodes/pve1/qemu/106/status/start")
+    t = s.wait_task("pve1", r.data)
+    check("start a running VM: a task that fails", ":qmstart:106:" in r.data and
+          t["exitstatus"] == "VM 106 already running", t)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/stop")
+    t = s.wait_task("pve2", r.data)
+    check("stop a stopped VM: qmstop OK", ":qmstop:103:" in r.data and t["exitstatus"] == "OK", t)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/shutdown")
+    t = s.wait_task("pve2", r.data)
+    check("shutdown a stopped VM: qmshutdown OK", ":qmshutdown:103:" in r.data and
+          t["exitstatus"] == "OK", t)
+    for action, msg in (("reboot", "VM 103 not running"), ("suspend", "VM 103 not running"),
+                        ("resume", "VM 103 not running"), ("reset", "VM 103 not running")):
+        r = s.api("POST", f"/nodes/pve2/qemu/103/status/{action}")
+        check(f"VM {action} precheck", (r.status, r.reason) == (500, msg), r)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/start")
+    t = s.wait_task("pve2", r.data)
+    d = vm_current(s, "pve2", 103)
+    check("VM start", t["exitstatus"] == "OK" and d["status"] == "running" and
+          d["qmpstatus"] == "running", (t, d))
+
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/suspend")
+    t = s.wait_task("pve2", r.data)
+    d = vm_current(s, "pve2", 103)
+    check("suspend is qmpause: paused", ":qmpause:103:" in r.data and t["exitstatus"] == "OK"
+          and d["status"] == "running" and d["qmpstatus"] == "paused", (t, d))
+    check("paused in resources", resource(s, 103)["status"] == "paused")
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/shutdown")
+    check("shutdown of a paused VM: 500", (r.status, r.reason) ==
+          (500, "VM is paused - cannot shutdown"), r)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/reboot")
+    check("reboot of a paused VM: 500", (r.status, r.reason) ==
+          (500, "VM is paused - cannot shutdown"), r)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/resume")
+    t = s.wait_task("pve2", r.data)
+    check("resume: qmresume, running", ":qmresume:103:" in r.data and t["exitstatus"] == "OK"
+          and vm_current(s, "pve2", 103)["qmpstatus"] == "running", t)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/suspend")
+    s.wait_task("pve2", r.data)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/shutdown", params={"forceStop": 1})
+    t = s.wait_task("pve2", r.data)
+    check("shutdown of a paused VM with forceStop=1 stops it", ":qmshutdown:" in r.data and
+          t["exitstatus"] == "OK" and vm_current(s, "pve2", 103)["status"] == "stopped", t)
+
+    r = s.api("POST", "/nodes/pve1/qemu/106/status/suspend", params={"todisk": 1})
+    t = s.wait_task("pve1", r.data)
+    d = vm_current(s, "pve1", 106)
+    check("suspend todisk=1 is qmsuspend: stopped, lock suspended",
+          ":qmsuspend:106:" in r.data and t["exitstatus"] == "OK" and
+          d["status"] == "stopped" and d.get("lock") == "suspended", (t, d))
+    r = s.api("POST", "/nodes/pve1/qemu/106/status/resume")
+    t = s.wait_task("pve1", r.data) if r.status == 200 else {}
+    d = vm_current(s, "pve1", 106)
+    check("resume of a hibernated VM starts it", t.get("exitstatus") == "OK" and
+          d["status"] == "running" and "lock" not in d, (r, d))
+
+    r = s.api("POST", "/nodes/pve1/qemu/106/status/reboot")
+    t = s.wait_task("pve1", r.data)
+    d = vm_current(s, "pve1", 106)
+    check("qmreboot ends once the VM is down", ":qmreboot:106:" in r.data and
+          t["exitstatus"] == "OK" and d["status"] == "stopped", (t, d))
+    ok = False
+    end = time.monotonic() + 3
+    while time.monotonic() < end and not ok:
+        ok = vm_current(s, "pve1", 106)["status"] == "running"
+        time.sleep(0.05)
+    starts = s.api("GET", "/nodes/pve1/tasks", params={"vmid": 106, "typefilter": "qmstart",
+                                                        "limit": 1}).data
+    check("then qmeventd's qmstart (root@pam) starts it", ok and starts and
+          starts[0]["user"] == "root@pam" and "tokenid" not in starts[0] and
+          starts[0]["starttime"] >= t["starttime"], starts)
+    r = s.api("POST", "/nodes/pve1/qemu/106/status/reset")
+    t = s.wait_task("pve1", r.data)
+    check("reset: qmreset", ":qmreset:106:" in r.data and t["exitstatus"] == "OK" and
+          vm_current(s, "pve1", 106)["status"] == "running", t)
+
+    s.sim("POST", "/vm/105", {"ignore_shutdown": True})
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/shutdown", params={"timeout": 1})
+    t = s.wait_task("pve2", r.data)
+    check("ignoring VM, forceStop=0: timeout failure", t["exitstatus"] ==
+          "VM quit/powerdown failed - got timeout" and
+          vm_current(s, "pve2", 105)["status"] == "running", t)
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/shutdown", params={"timeout": 1,
+                                                                      "forceStop": 1})
+    t = s.wait_task("pve2", r.data)
+    check("ignoring VM, forceStop=1: killed, task OK", t["exitstatus"] == "OK" and
+          vm_current(s, "pve2", 105)["status"] == "stopped", t)
+    s.sim("POST", "/vm/105", {"ignore_shutdown": False})
+
+    r = s.api("POST", "/nodes/pve1/qemu/104/status/start")
+    t = s.wait_task("pve1", r.data)
+    check("start a template VM", t["exitstatus"] == "you can't start a vm if it's a template", t)
+    s.sim("POST", "/vm/105", {"lock": "backup"})
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/start")
+    t = s.wait_task("pve2", r.data)
+    check("start a locked VM", t["exitstatus"] == "VM is locked (backup)", t)
+    s.sim("POST", "/vm/105", {"lock": None})
+    r = s.api("POST", "/nodes/pve1/qemu/999/status/start")
+    t = s.wait_task("pve1", r.data)
+    check("start a missing VM: failing task", t["exitstatus"] ==
+          "Configuration file 'nodes/pve1/qemu-server/999.conf' does not exist", t)
+    r = s.api("POST", "/nodes/pve1/qemu/999/status/reboot")
+    check("reboot a missing VM: 500", (r.status, r.reason) ==
+          (500, "unable to find configuration file for VM 999 on node 'pve1'"), r)
+    r = s.api("POST", "/nodes/pve1/qemu/102/status/shutdown", params={"forceStop": "true"})
+    check("VM params are checked", r.status == 400 and "forceStop" in r.json["errors"], r)
+
+    s.sim("POST", "/vm/105", {"ha": True})
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/start")
+    t = s.wait_task("pve2", r.data)
+    check("HA VM: hastart", ":hastart:105:" in r.data and t["exitstatus"] == "OK", t)
+    end = time.monotonic() + 3
+    while time.monotonic() < end and vm_current(s, "pve2", 105)["status"] != "running":
+        time.sleep(0.05)
+    types = [x["type"] for x in s.api("GET", "/nodes/pve2/tasks",
+                                       params={"vmid": 105, "limit": 2}).data]
+    check("HA VM: then qmstart", types == ["qmstart", "hastart"] and
+          vm_current(s, "pve2", 105)["ha"] == {"managed": 1, "state": "started"}, types)
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/shutdown", params={"timeout": 5})
+    check("HA VM shutdown: hastop", ":hastop:105:" in (r.data or ""), r)
+    s.wait_task("pve2", r.data)
+    end = time.monotonic() + 3
+    while time.monotonic() < end and vm_current(s, "pve2", 105)["status"] != "stopped":
+        time.sleep(0.05)
+    t = s.api("GET", "/nodes/pve2/tasks", params={"vmid": 105, "limit": 1}).data[0]
+    check("HA VM: then qmshutdown by root@pam", t["type"] == "qmshutdown" and
+          t["user"] == "root@pam" and vm_current(s, "pve2", 105)["status"] == "stopped", t)
+    s.sim("POST", "/vm/105", {"ha": False, "status": "running"})
+
+    r = s.sim("POST", "/vm", {"vmid": 300, "node": "pve2", "status": "running"})
+    check("control: create VM", r.status == 200 and r.json["qmpstatus"] == "running" and
+          resource(s, 300)["type"] == "qemu" and
+          s.api("GET", "/nodes/pve2/tasks", params={"vmid": 300}).data[0]["type"] == "qmcreate",
+          r)
+    s.sim("DELETE", "/vm/300")
+    check("control: destroy VM", resource(s, 300) is None and s.api(
+        "GET", "/nodes/pve2/tasks", params={"vmid": 300, "limit": 1}).data[0]["type"] ==
+        "qmdestroy")
+    r = s.sim("POST", "/vm/102/action/resume")
+    t = s.wait_task("pve1", r.json["upid"])
+    check("control: VM action as root@pam", t["user"] == "root@pam" and
+          vm_current(s, "pve1", 102)["qmpstatus"] == "running", t)
+    s.sim("POST", "/vm/102", {"status": "paused"})
+    check("control: pause a VM from outside", vm_current(s, "pve1", 102)["qmpstatus"] == "paused")
+
+
+def test_readiness(s: Simulator):
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
+    result = (r.data or {}).get("result", [])
+    names = [i["name"] for i in result]
+    nic = result[-1] if result else {}
+    check("agent: interfaces with addresses", r.status == 200 and names == ["lo", "ens18"] and
+          {a["ip-address-type"] for a in nic["ip-addresses"]} == {"ipv4", "ipv6"} and
+          nic["hardware-address"].startswith("bc:24:11:"), r)
+    r = s.api("GET", "/nodes/pve2/qemu/107/agent/network-get-interfaces")
+    check("no agent configured: 500", (r.status, r.reason) ==
+          (500, "No QEMU guest agent configured"), r)
+    r = s.api("GET", "/nodes/pve1/qemu/104/agent/network-get-interfaces")
+    check("agent of a stopped VM: 500", (r.status, r.reason) == (500, "VM 104 is not running"), r)
+    t0 = time.monotonic()
+    r = s.api("GET", "/nodes/pve1/qemu/102/agent/network-get-interfaces")
+    took = time.monotonic() - t0
+    check("agent of a paused VM: not running, after the ping timeout",
+          (r.status, r.reason) == (500, "QEMU guest agent is not running") and took >= 0.28,
+          (r, took))
+    r = s.api("GET", "/nodes/pve1/qemu/999/agent/network-get-interfaces")
+    check("agent of a missing VM", r.status == 500 and "999.conf' does not exist" in r.reason, r)
+
+    s.sim("POST", "/vm/105", {"status": "stopped"})
+    s.sim("POST", "/vm/105", {"agent_delay": 0.5, "ip_delay": 1.0})
+    r = s.api("POST", "/nodes/pve2/qemu/105/status/start")
+    s.wait_task("pve2", r.data)
+    started = time.monotonic()
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
+    check("agent not up yet while the guest boots", r.reason == "QEMU guest agent is not running",
+          r)
+    while time.monotonic() - started < 0.6:
+        time.sleep(0.05)
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
+    nic = r.data["result"][-1] if r.status == 200 else {}
+    check("agent up, no address yet", r.status == 200 and nic.get("name") == "ens18" and
+          "ip-addresses" not in nic, r)
+    while time.monotonic() - started < 1.1:
+        time.sleep(0.05)
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
+    nic = r.data["result"][-1] if r.status == 200 else {}
+    check("address after ip_delay", any(a["ip-address-type"] == "ipv4"
+                                        for a in nic.get("ip-addresses", [])), r)
+    check("control reports readiness", s.sim("GET", "/vm/105").json["ready"] is True)
+    s.sim("POST", "/vm/106", {"network": False})
+    r = s.api("GET", "/nodes/pve1/qemu/106/agent/network-get-interfaces")
+    check("VM without a NIC: only lo", [i["name"] for i in r.data["result"]] == ["lo"], r)
+
+    r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
+    eth = r.data[-1] if r.status == 200 and r.data else {}
+    check("CT interfaces", [i["name"] for i in r.data] == ["lo", "eth0"] and
+          eth["inet"].endswith("/24") and eth["hwaddr"] == eth["hardware-address"] and
+          {a["ip-address-type"] for a in eth["ip-addresses"]} == {"inet", "inet6"}, r)
+    s.sim("POST", "/ct/100", {"status": "stopped"})
+    r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
+    check("stopped CT: data null", r.status == 200 and r.json == {"data": None}, r)
+    r = s.api("GET", "/nodes/pve1/lxc/101/interfaces")
+    check("CT on another node: data null", r.status == 200 and r.json == {"data": None}, r)
+    s.sim("POST", "/ct/100", {"ip_delay": 0.5, "status": "running"})
+    r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
+    eth = r.data[-1]
+    check("CT booting: eth0 without address", "inet" not in eth and eth["ip-addresses"] == [], r)
+    time.sleep(0.55)
+    r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
+    check("CT address after ip_delay", "inet" in r.data[-1], r)
+    s.sim("POST", "/ct/100", {"network": False})
+    r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
+    check("CT without network: only lo", [i["name"] for i in r.data] == ["lo"], r)
+
+    s.sim("POST", "/token", {"token": "root@pam!ro=abc", "privileges": ["VM.Audit"]})
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces", auth="root@pam!ro=abc")
+    check("agent needs VM.GuestAgent.Audit", r.status == 403 and r.json["message"] ==
+          "Permission check failed (/vms/105, VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted)\n",
+          r)
+    s.sim("POST", "/token", {"token": "root@pam!ga=abc",
+                             "privileges": ["VM.Audit", "VM.GuestAgent.Audit"]})
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces", auth="root@pam!ga=abc")
+    check("agent with VM.GuestAgent.Audit", r.status == 200, r)
+
+
 def test_scale():
     s = Simulator("--cts", "1000", "--nodes", "pve1,pve2,pve3", https=False)
     try:
@@ -449,22 +738,40 @@ def test_scale():
         check("SIGTERM exits 0", s.stop() == 0)
 
 
-def main() -> int:
-    started = time.monotonic()
-    s = Simulator("--nodes", "pve1,pve2", "--cts", "6", "--auth-delay", str(AUTH_DELAY),
-                  "--task-seconds", str(TASK_SECONDS), "--lock-timeout", "2")
+def run_group(name: str, make, tests) -> None:
+    """One simulator for `tests`, run in order; a crash fails that test, not the rest."""
     try:
-        for test in (test_transport_and_auth, test_reads, test_params, test_lifecycle,
-                     test_shutdown_timeout, test_suspend_resume, test_ha,
-                     test_tasks_and_errors):
+        s = make()
+    except Exception:
+        check(f"{name}: start", False, traceback.format_exc())
+        return
+    try:
+        for test in tests:
             try:
                 test(s)
             except Exception:
                 check(test.__name__, False, traceback.format_exc())
     finally:
-        check("SIGTERM exits 0 (https)", s.stop() == 0)
+        check(f"{name}: SIGTERM exits 0", s.stop() == 0)
+
+
+def main() -> int:
+    started = time.monotonic()
+    groups = [
+        ("lxc", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "6", "--auth-delay",
+                                  str(AUTH_DELAY), "--task-seconds", str(TASK_SECONDS),
+                                  "--lock-timeout", "2"),
+         (test_transport_and_auth, test_reads, test_params, test_lifecycle,
+          test_shutdown_timeout, test_suspend_resume, test_ha, test_tasks_and_errors)),
+        ("qemu", start_vm_sim, (test_qemu_reads, test_qemu_lifecycle, test_readiness)),
+    ]
+    threads = [threading.Thread(target=run_group, args=g, name=g[0]) for g in groups]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     try:
-        test_scale()
+        test_scale()   # alone: it measures speed
     except Exception:
         check("test_scale", False, traceback.format_exc())
     print(f"({time.monotonic() - started:.1f} s)")
