@@ -75,8 +75,16 @@ echo "starting podman system service on $socket (log: $log)"
 $sudo mkdir -p "$(dirname "$socket")"
 # A socket file left by a service that was killed makes nothing answer: remove it.
 [ -n "$(service_pids)" ] || $sudo rm -f "$socket"
-$sudo sh -c "setsid podman system service --time=0 unix://$socket >>$log 2>&1 < /dev/null &"
-for _ in $(seq 1 120); do ping && exit 0; sleep 0.5; done
+pid=$($sudo sh -c "setsid podman system service --time=0 unix://$socket >$log 2>&1 < /dev/null & echo \$!")
+for _ in $(seq 1 120); do
+  ping && exit 0
+  if [ ! -d "/proc/$pid" ]; then
+    echo "podman system service exited without answering on $socket; see $log" >&2
+    tail -20 "$log" >&2 || true
+    exit 1
+  fi
+  sleep 0.5
+done
 echo "the podman API service did not answer OK on $socket within 60 s; see $log" >&2
 tail -20 "$log" >&2 || true
 exit 1
