@@ -410,6 +410,9 @@ def test_tasks_and_errors(s: Simulator):
     r = s.api("GET", "/cluster/resources", params={"type": "vm"})
     check("node down: status unknown", {e["status"] for e in r.data if e["node"] == "pve2"} ==
           {"unknown"}, r)
+    check("node down: no data at all (no name, no counters)", all(
+        set(e) - {"hastate"} == {"id", "type", "vmid", "node", "status"} for e in r.data
+        if e["node"] == "pve2"), r)
     r = s.api("GET", "/nodes")
     check("node down in /nodes", [n["status"] for n in r.data] == ["online", "offline"], r)
     s.sim("POST", "/node/pve2", {"online": True})
@@ -724,6 +727,96 @@ def test_readiness(s: Simulator):
     check("agent with VM.GuestAgent.Audit", r.status == 200, r)
 
 
+LAG = 1.0
+
+
+def wait_publish(s: Simulator, vmid) -> float:
+    """Wait until pvestatd publishes `vmid`'s node again (its frozen uptime moves on)."""
+    first = resource(s, vmid)["uptime"]
+    end = time.monotonic() + LAG * 3
+    while time.monotonic() < end:
+        if resource(s, vmid)["uptime"] != first:
+            return time.monotonic()
+        time.sleep(0.03)
+    raise AssertionError(f"no pvestatd update for {vmid}")
+
+
+def test_resources_lag(s: Simulator):
+    a, b = resource(s, 100), resource(s, 100)
+    check("lag: a snapshot, not live (uptime frozen between updates)", a == b, (a, b))
+    published = wait_publish(s, 100)
+    s.sim("POST", "/ct/100", {"status": "stopped"})
+    check("lag: status/current is live", s.status("pve1", 100) == "stopped")
+    stale = []
+    while time.monotonic() - published < LAG * 0.7:
+        stale.append(resource(s, 100)["status"])
+        time.sleep(0.05)
+    check("lag: resources stay stale until the node's next update, however often one polls",
+          len(stale) > 5 and set(stale) == {"running"}, stale)
+    fresh = None
+    while time.monotonic() - published < LAG * 1.6:
+        if resource(s, 100)["status"] == "stopped":
+            fresh = time.monotonic() - published
+            break
+        time.sleep(0.03)
+    check("lag: fresh after one period", fresh is not None and fresh >= LAG * 0.7, fresh)
+
+    # Updates follow pvestatd's clock, not the requests: after a quiet spell longer than the
+    # period, the first request still gets the data of the last update.
+    published = wait_publish(s, 102)     # 100 is stopped now; 102 runs on the same node
+    time.sleep(LAG * 1.2)
+    s.sim("POST", "/ct/100", {"status": "running"})
+    e = resource(s, 100)
+    check("lag: updates follow pvestatd's clock, not the requests",
+          e["status"] == "stopped" and time.monotonic() - published < LAG * 1.9, e)
+
+    s.sim("POST", "/ct/100", {"lock": "backup", "tags": "a;b"})
+    e = resource(s, 100)
+    check("lag: lock and tags (config) are live", e.get("lock") == "backup" and
+          e.get("tags") == "a;b", e)
+    s.sim("POST", "/ct/100", {"lock": None, "tags": None})
+
+    s.sim("POST", "/ct", {"vmid": 200, "node": "pve1", "name": "fresh", "status": "running"})
+    e = resource(s, 200)
+    check("created guest: listed at once, status unknown, no name", e is not None and
+          e["status"] == "unknown" and "name" not in e and "uptime" not in e and
+          e["node"] == "pve1" and e["type"] == "lxc", e)
+    end = time.monotonic() + LAG * 2
+    while time.monotonic() < end and resource(s, 200)["status"] == "unknown":
+        time.sleep(0.05)
+    e = resource(s, 200)
+    check("created guest: data after the next update", e["status"] == "running" and
+          e["name"] == "fresh", e)
+    s.sim("DELETE", "/ct/200")
+    check("destroyed guest: gone at once", resource(s, 200) is None)
+
+    s.sim("POST", "/node/pve2", {"online": False})
+    t0 = time.monotonic()
+    e = resource(s, 101)
+    check("offline node: its guests keep their last data for a while",
+          e["status"] == "running" and e["name"] == "ct101", e)
+    gone = None
+    while time.monotonic() - t0 < 4:
+        e = resource(s, 101)
+        if e["status"] == "unknown":
+            gone = time.monotonic() - t0
+            break
+        time.sleep(0.05)
+    check("offline node: unknown once the data ages out (--stats-expire)",
+          gone is not None and gone >= 1.0 and set(e) == {"id", "type", "vmid", "node", "status"},
+          (gone, e))
+    nodes = s.api("GET", "/cluster/resources", params={"type": "node"}).data
+    check("offline node in resources", [n["status"] for n in nodes] == ["online", "offline"] and
+          "uptime" not in nodes[1], nodes)
+    s.sim("POST", "/node/pve2", {"online": True})
+    end = time.monotonic() + LAG * 2
+    while time.monotonic() < end and resource(s, 101)["status"] == "unknown":
+        time.sleep(0.05)
+    check("node back: data again after its next update", resource(s, 101)["status"] == "running")
+    r = s.sim("POST", "/pvestatd", {})
+    check("control: publish now", r.status == 200 and r.json["published"] == ["pve1", "pve2"], r)
+
+
 def test_scale():
     s = Simulator("--cts", "1000", "--nodes", "pve1,pve2,pve3", https=False)
     try:
@@ -764,6 +857,9 @@ def main() -> int:
          (test_transport_and_auth, test_reads, test_params, test_lifecycle,
           test_shutdown_timeout, test_suspend_resume, test_ha, test_tasks_and_errors)),
         ("qemu", start_vm_sim, (test_qemu_reads, test_qemu_lifecycle, test_readiness)),
+        ("lag", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--resources-lag",
+                                  str(LAG), "--stats-expire", "2", https=False),
+         (test_resources_lag,)),
     ]
     threads = [threading.Thread(target=run_group, args=g, name=g[0]) for g in groups]
     for t in threads:
