@@ -154,6 +154,8 @@ def test_transport_and_auth(s: Simulator):
         check("port file", int(f.read()) == s.port)
     r = s.api("GET", "/version")
     check("version over verified TLS", r.status == 200 and r.data["version"] == "9.0.3", r)
+    check("version: exactly version, release, repoid", r.data == {
+        "version": "9.0.3", "release": "9.0", "repoid": "025864202ebb6109"}, r)
     check("json content type", r.headers["Content-Type"] == "application/json;charset=UTF-8")
 
     t0 = time.monotonic()
@@ -165,10 +167,12 @@ def test_transport_and_auth(s: Simulator):
     check("bad token: Authentication failed!",
           (r.status, r.reason, r.body) == (401, "Authentication failed!", b""), r)
 
+    t0 = time.monotonic()
     r = s.api("POST", "/access/ticket", params={"username": "root@pam", "password": "nope"},
               auth=None)
     check("wrong password", r.status == 401 and r.json == {
         "data": None, "message": "authentication failure\n"}, r)
+    check("wrong password is delayed too", time.monotonic() - t0 >= AUTH_DELAY * 0.9)
     r = s.api("POST", "/access/ticket", params={"username": "root", "realm": "pam",
                                                  "password": "secret"}, auth=None)
     check("login with realm", r.status == 200 and r.data["username"] == "root@pam", r)
@@ -529,6 +533,10 @@ def test_qemu_lifecycle(s: Simulator):
     check("suspend is qmpause: paused", ":qmpause:103:" in r.data and t["exitstatus"] == "OK"
           and d["status"] == "running" and d["qmpstatus"] == "paused", (t, d))
     check("paused in resources", resource(s, 103)["status"] == "paused")
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/suspend")
+    t = s.wait_task("pve2", r.data)
+    check("suspend a paused VM: qmpause OK", t["exitstatus"] == "OK" and
+          vm_current(s, "pve2", 103)["qmpstatus"] == "paused", t)
     r = s.api("POST", "/nodes/pve2/qemu/103/status/shutdown")
     check("shutdown of a paused VM: 500", (r.status, r.reason) ==
           (500, "VM is paused - cannot shutdown"), r)
@@ -539,6 +547,9 @@ def test_qemu_lifecycle(s: Simulator):
     t = s.wait_task("pve2", r.data)
     check("resume: qmresume, running", ":qmresume:103:" in r.data and t["exitstatus"] == "OK"
           and vm_current(s, "pve2", 103)["qmpstatus"] == "running", t)
+    r = s.api("POST", "/nodes/pve2/qemu/103/status/resume")
+    t = s.wait_task("pve2", r.data)
+    check("resume a running VM: qmresume OK", t["exitstatus"] == "OK", t)
     r = s.api("POST", "/nodes/pve2/qemu/103/status/suspend")
     s.wait_task("pve2", r.data)
     r = s.api("POST", "/nodes/pve2/qemu/103/status/shutdown", params={"forceStop": 1})
@@ -727,6 +738,34 @@ def test_readiness(s: Simulator):
     check("agent with VM.GuestAgent.Audit", r.status == 200, r)
 
 
+def test_default_auth_delay(s: Simulator):
+    """pveproxy answers every 401 after ~3 s; the simulator does so unless told otherwise."""
+    results = {}
+
+    def timed(name, fn):
+        t0 = time.monotonic()
+        r = fn()
+        results[name] = (r, time.monotonic() - t0)
+
+    calls = {
+        "bad password": lambda: s.api("POST", "/access/ticket", auth=None,
+                                      params={"username": "root@pam", "password": "nope"}),
+        "bad token": lambda: s.api("GET", "/version", auth="root@pam!bridge=wrong"),
+        "no credentials": lambda: s.api("GET", "/version", auth=None),
+    }
+    threads = [threading.Thread(target=timed, args=(k, f)) for k, f in calls.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, (r, took) in sorted(results.items()):
+        check(f"default auth delay: {name} answered 401 after ~3 s",
+              r.status == 401 and 2.9 <= took < 4.5, (r, took))
+    t0 = time.monotonic()
+    r = s.api("GET", "/version")
+    check("no delay for a good token", r.status == 200 and time.monotonic() - t0 < 1, r)
+
+
 LAG = 1.0
 
 
@@ -857,6 +896,7 @@ def main() -> int:
          (test_transport_and_auth, test_reads, test_params, test_lifecycle,
           test_shutdown_timeout, test_suspend_resume, test_ha, test_tasks_and_errors)),
         ("qemu", start_vm_sim, (test_qemu_reads, test_qemu_lifecycle, test_readiness)),
+        ("auth", lambda: Simulator("--cts", "1", https=False), (test_default_auth_delay,)),
         ("lag", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--resources-lag",
                                   str(LAG), "--stats-expire", "2", https=False),
          (test_resources_lag,)),
