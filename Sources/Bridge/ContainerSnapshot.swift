@@ -12,7 +12,8 @@ public struct ContainerSnapshot: Sendable, Hashable {
     /// When the current status began.
     public var since: Timestamp
     public var labels: [String: String]
-    /// What it is, for people ("Docker container (nginx:1.27)", "LXC container on pve1").
+    /// What it runs, for people: the image (Docker, Podman) or the node (Proxmox); see
+    /// ``RuntimeDescription/deviceModel(_:)``.
     public var model: String?
     /// The actions commands may ask for on it.
     public var allowed: Set<Action>

@@ -20,17 +20,7 @@ public final class EndpointSupervisor: Service, Sendable {
 
     /// Follows the endpoint until cancelled; then closes it.
     public func run() async throws {
-        let name = runtime.runtime.displayName
-        let endpoint = runtime.endpoint
-        let logger = logger
-        let watch = RuntimeWatch(runtime) { error, first in
-            if first {
-                logger.warning("lost \(name) at \(endpoint): \(error.message); retrying with backoff")
-            } else {
-                logger.debug("\(name) at \(endpoint) still unreachable: \(error.message)")
-            }
-        }
-        await watch.run { update in await self.handle(update) }
+        await RuntimeWatch(runtime).run { update in await self.handle(update) }
         await runtime.close()
     }
 

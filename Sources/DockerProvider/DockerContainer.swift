@@ -64,6 +64,9 @@ struct DockerContainer: Provider {
     }
 
     func restart(timeout: Duration?) async throws {
+        if api.flavor.unpausesBeforeStop, try await status() == .paused {
+            try await unpause()
+        }
         let seconds = timeout?.wholeSecondsRoundedUp
         let q = seconds.map { "?t=\($0)" } ?? ""
         let r = try await api.request("POST", path + "/restart" + q, timeout: .seconds((seconds ?? 10) + 30))

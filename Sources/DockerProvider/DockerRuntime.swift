@@ -79,7 +79,7 @@ public final class DockerRuntime: ContainerRuntime {
                 ContainerInfo(
                     id: configuration.idPrefix + name, name: name, ref: ref,
                     status: Self.status(fromState: c["State"]?.string ?? ""), labels: labels,
-                    model: flavor.containerNoun + (c["Image"]?.string.map { " (\($0))" } ?? "")))
+                    model: c["Image"]?.string))
         }
         labelCache.withLock { $0 = cache }
         return out
@@ -190,5 +190,15 @@ public final class DockerRuntime: ContainerRuntime {
         return LifecycleEvent(
             id: configuration.idPrefix + name, name: name, ref: ref, kind: kind, action: kind.engineAction ?? action, status: status,
             time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels)
+    }
+}
+
+extension DockerRuntime {
+    public func connectionLost(_ error: BridgeError, first: Bool) {
+        if first {
+            logger.warning("lost \(api.name) events at \(configuration.url): \(error.message); retrying with backoff")
+        } else {
+            logger.debug("\(api.name) at \(configuration.url) still unreachable: \(error.message)")
+        }
     }
 }

@@ -15,20 +15,14 @@ public struct EngineFlavor: Sendable {
     public var description: RuntimeDescription
     /// The engine's event actions the bridge passes on, and what each means. Others are ignored.
     public var eventKinds: [String: LifecycleEvent.Kind]
-    /// The engine refuses to stop a paused container (Podman: "container state improper"):
-    /// `stop` unpauses it first.
+    /// The engine refuses to stop or restart a paused container (Podman: "container state
+    /// improper"): `stop` and `restart` unpause it first.
     public var unpausesBeforeStop: Bool
-    /// The word for one container in device names: "Docker container".
-    public var containerNoun: String
 
-    public init(
-        description: RuntimeDescription, eventKinds: [String: LifecycleEvent.Kind], unpausesBeforeStop: Bool,
-        containerNoun: String
-    ) {
+    public init(description: RuntimeDescription, eventKinds: [String: LifecycleEvent.Kind], unpausesBeforeStop: Bool) {
         self.description = description
         self.eventKinds = eventKinds
         self.unpausesBeforeStop = unpausesBeforeStop
-        self.containerNoun = containerNoun
     }
 
     /// Docker's container event actions (Engine API 1.41–1.45).
@@ -41,8 +35,9 @@ public struct EngineFlavor: Sendable {
     /// Docker Engine.
     public static let docker = EngineFlavor(
         description: RuntimeDescription(
-            kind: .docker, displayName: "Docker", signalActions: [.stop, .kill], manufacturer: "Docker", icon: "mdi:docker"),
-        eventKinds: dockerEventKinds, unpausesBeforeStop: false, containerNoun: "Docker container")
+            kind: .docker, displayName: "Docker", signalActions: [.stop, .kill], manufacturer: "Docker", icon: "mdi:docker",
+            containerNoun: "Docker container"),
+        eventKinds: dockerEventKinds, unpausesBeforeStop: false)
 }
 
 extension LifecycleEvent.Kind {

@@ -86,6 +86,9 @@ public protocol ContainerRuntime: Sendable {
     /// order (the next one waits for the handler to return). Returns or throws when the
     /// connection is lost; never reports `.unavailable` itself.
     func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws
+    /// Tells the runtime its connection was lost (for its log: `first` for the failure that
+    /// made it unavailable, then each failed retry).
+    func connectionLost(_ error: BridgeError, first: Bool)
     /// Stops the watcher and releases connections.
     func close() async
 }

@@ -29,10 +29,16 @@ public struct RuntimeDescription: Sendable, Hashable {
     /// The device shown for a container (Home Assistant): manufacturer and icon.
     public var manufacturer: String
     public var icon: String
+    /// How a container's ``ContainerInfo/model`` (image, node) reads on its device:
+    /// `noun + before + model + after`, e.g. "Docker container (nginx:1.27)", "LXC container on pve1".
+    public var containerNoun: String
+    public var modelBefore: String
+    public var modelAfter: String
 
     public init(
         kind: RuntimeKind, displayName: String, signalActions: Set<Action>, timeoutActions: Set<Action> = [.stop, .restart],
-        manufacturer: String? = nil, icon: String = "mdi:server"
+        manufacturer: String? = nil, icon: String = "mdi:server", containerNoun: String = "container",
+        modelBefore: String = " (", modelAfter: String = ")"
     ) {
         self.kind = kind
         self.displayName = displayName
@@ -40,5 +46,13 @@ public struct RuntimeDescription: Sendable, Hashable {
         self.timeoutActions = timeoutActions
         self.manufacturer = manufacturer ?? displayName
         self.icon = icon
+        self.containerNoun = containerNoun
+        self.modelBefore = modelBefore
+        self.modelAfter = modelAfter
+    }
+
+    /// What a container is, for people: "Docker container (nginx:1.27)".
+    public func deviceModel(_ model: String?) -> String {
+        containerNoun + (model.map { modelBefore + $0 + modelAfter } ?? "")
     }
 }

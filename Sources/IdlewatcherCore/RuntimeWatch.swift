@@ -5,16 +5,8 @@
 /// Written once here so that no runtime carries its own reconnect loop.
 public struct RuntimeWatch: Sendable {
     public let runtime: any ContainerRuntime
-    /// Called with each attempt's failure (for the log); `first` is true for the one that
-    /// made the endpoint unavailable.
-    public var onFailure: @Sendable (_ error: BridgeError, _ first: Bool) -> Void
 
-    public init(
-        _ runtime: any ContainerRuntime, onFailure: @escaping @Sendable (_ error: BridgeError, _ first: Bool) -> Void = { _, _ in }
-    ) {
-        self.runtime = runtime
-        self.onFailure = onFailure
-    }
+    public init(_ runtime: any ContainerRuntime) { self.runtime = runtime }
 
     /// Runs until the calling task is cancelled.
     public func run(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async {
@@ -36,7 +28,7 @@ public struct RuntimeWatch: Sendable {
                 let e = BridgeError.wrapping(error)
                 let first = available.value
                 available.value = false
-                onFailure(e, first)
+                runtime.connectionLost(e, first: first)
                 if first { await handler(.unavailable(e)) }
                 try? await Task.sleep(for: backoff.next())
             }

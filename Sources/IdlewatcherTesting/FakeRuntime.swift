@@ -167,3 +167,7 @@ private struct FakeContainer: Provider {
     }
     func status() async throws -> ContainerStatus { try runtime.currentStatus(id) }
 }
+
+extension FakeRuntime {
+    public func connectionLost(_ error: BridgeError, first: Bool) {}
+}

@@ -14,10 +14,10 @@ extension EngineFlavor {
     public static let podman = EngineFlavor(
         description: RuntimeDescription(
             kind: .podman, displayName: "Podman", signalActions: [.stop, .kill], manufacturer: "Podman",
-            icon: "mdi:cube-outline"),
+            icon: "mdi:cube-outline", containerNoun: "Podman container"),
         eventKinds: EngineFlavor.dockerEventKinds.merging(
             ["died": .died, "remove": .destroyed, "health_status": .health], uniquingKeysWith: { _, podman in podman }),
-        unpausesBeforeStop: true, containerNoun: "Podman container")
+        unpausesBeforeStop: true)
 }
 
 /// Podman endpoints: a Podman service's API socket (`unix:///run/podman/podman.sock`, or

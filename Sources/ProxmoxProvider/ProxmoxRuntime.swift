@@ -9,7 +9,8 @@ import Synchronization
 public final class ProxmoxRuntime: ContainerRuntime {
     /// Proxmox VE: commands take no `signal`; `stop` and `restart` take a `timeout`.
     public static let description = RuntimeDescription(
-        kind: .proxmox, displayName: "Proxmox", signalActions: [], manufacturer: "Proxmox VE", icon: "mdi:server")
+        kind: .proxmox, displayName: "Proxmox", signalActions: [], manufacturer: "Proxmox VE", icon: "mdi:server",
+        containerNoun: "LXC container", modelBefore: " on ", modelAfter: "")
     public var runtime: RuntimeDescription { Self.description }
     public var reconnectBackoff: Backoff { Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30)) }
     public let configuration: ProxmoxEndpointConfiguration
@@ -111,7 +112,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
         return guests.map {
             ContainerInfo(
                 id: configuration.idPrefix + String($0.vmid), name: $0.name, ref: $0.ref, status: statuses[$0.vmid] ?? .error,
-                model: "LXC container on \($0.node)")
+                model: $0.node)
         }
     }
 
@@ -322,6 +323,16 @@ public final class ProxmoxRuntime: ContainerRuntime {
         }
         for node in before.subtracting(after).sorted() {
             logger.info("node \(node) of Proxmox at \(configuration.url) is back")
+        }
+    }
+}
+
+extension ProxmoxRuntime {
+    public func connectionLost(_ error: BridgeError, first: Bool) {
+        if first {
+            logger.warning("lost Proxmox at \(configuration.url): \(error.message); retrying with backoff")
+        } else {
+            logger.debug("Proxmox at \(configuration.url) still unreachable: \(error.message)")
         }
     }
 }

@@ -52,6 +52,14 @@ final class CommandHarness: Sendable {
     }
 }
 
+/// Lines in the order they came, from any task.
+final class Log: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ s: String) { lines.withLock { $0.append(s) } }
+    var all: [String] { lines.withLock { $0 } }
+    var count: Int { all.count }
+}
+
 @Suite("The command service (in-process fake runtime)")
 struct CommandServiceTests {
     @Test("a command runs the action table and replies with the status read back")
@@ -107,17 +115,13 @@ struct CommandServiceTests {
     func order() async throws {
         let h = try await CommandHarness([("web", .running)])
         h.fake.behave("pause", .init(delay: .milliseconds(100)))
-        let log = Mutex<[String]>([])
-        await withDiscardingTaskGroup { group in
-            for action in [Action.pause, .unpause, .stop] {
-                // Admitted in this order (submit returns once queued), answered in this order.
-                await h.commands.submit(Command(action: action), to: h.fake.kind, "web") { r in
-                    log.withLock { $0.append("\(r.action!)=\(r.ok)") }
-                }
-            }
-            group.addTask { try? await eventually("three replies") { log.withLock { $0.count } == 3 } }
+        let log = Log()
+        for action in [Action.pause, .unpause, .stop] {
+            // Admitted in this order (submit returns once queued), answered in this order.
+            await h.commands.submit(Command(action: action), to: h.fake.kind, "web") { r in log.append("\(r.action!)=\(r.ok)") }
         }
-        #expect(log.withLock { $0 } == ["pause=true", "unpause=true", "stop=true"])
+        try await eventually("three replies") { log.count == 3 }
+        #expect(log.all == ["pause=true", "unpause=true", "stop=true"])
         #expect(h.fake.calls.filter { !$0.hasPrefix("status") } == ["pause web", "unpause web", "stop web"])
         await h.stop()
     }
