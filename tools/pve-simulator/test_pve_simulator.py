@@ -766,6 +766,126 @@ def test_default_auth_delay(s: Simulator):
     check("no delay for a good token", r.status == 200 and time.monotonic() - t0 < 1, r)
 
 
+def test_faults(s: Simulator):
+    # CTs 100 (pve1), 101 (pve2), 102 (pve1), 103 (pve2); VMs 104 (pve1), 105 (pve2).
+    # A node partitioned away mid-task: the task goes on there; the API can't reach it.
+    r = s.api("POST", "/nodes/pve2/lxc/101/status/shutdown")
+    upid = r.data
+    s.sim("POST", "/node/pve2", {"online": False})
+    r = s.api("GET", f"/nodes/pve2/tasks/{upid}/status")
+    check("node offline mid-task: 595 Connection refused, empty body",
+          (r.status, r.reason, r.body) == (595, "Connection refused", b""), r)
+    listed = [t for t in s.api("GET", "/cluster/tasks").data if t["upid"] == upid]
+    time.sleep(TASK_SECONDS + 0.2)
+    listed_later = [t for t in s.api("GET", "/cluster/tasks").data if t["upid"] == upid]
+    check("offline node: /cluster/tasks keeps its last broadcast",
+          len(listed) == 1 and "status" not in listed[0] and listed_later == listed, listed_later)
+    s.sim("POST", "/node/pve2", {"online": True})
+    t = s.wait_task("pve2", upid)
+    check("partition: the task ended normally meanwhile", t["exitstatus"] == "OK" and
+          s.status("pve2", 101) == "stopped", t)
+    listed = [t for t in s.api("GET", "/cluster/tasks").data if t["upid"] == upid]
+    check("node back: /cluster/tasks shows the end", listed and listed[0]["status"] == "OK" and
+          "endtime" in listed[0], listed)
+
+    # A node that crashes mid-task: the task dies without an end line.
+    r = s.api("POST", "/nodes/pve2/lxc/103/status/shutdown", params={"timeout": 30})
+    upid = r.data
+    s.sim("POST", "/node/pve2", {"online": False, "crash": True, "reason": "No route to host"})
+    r = s.api("GET", "/nodes/pve2/lxc/103/status/current")
+    check("node down: its own proxy error", (r.status, r.reason) == (595, "No route to host"), r)
+    s.sim("POST", "/node/pve2", {"online": True})
+    t = s.wait_task("pve2", upid)
+    check("crash: the task ends 'unexpected status', the guests are down",
+          t["exitstatus"] == "unexpected status" and s.status("pve2", 103) == "stopped" and
+          vm_current(s, "pve2", 105)["status"] == "stopped", t)
+    nodes = s.api("GET", "/nodes").data
+    check("crash: the node rebooted", nodes[1]["uptime"] < 10, nodes)
+    s.sim("POST", "/node/pve2", {"reason": "Connection refused"})
+    for g in ("ct/101", "ct/103", "vm/105"):
+        s.sim("POST", "/" + g, {"status": "running"})
+
+    # A task that never ends holds the guest's config lock.
+    s.sim("POST", "/ct/100", {"hang": True})
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/shutdown")
+    hung = r.data
+    time.sleep(TASK_SECONDS + 0.3)
+    st = s.api("GET", f"/nodes/pve1/tasks/{hung}/status").data
+    check("hang: the task is still running", st["status"] == "running" and
+          s.status("pve1", 100) == "running", st)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/stop")
+    t = s.wait_task("pve1", r.data)
+    check("hang: the next task waits for the lock and fails",
+          t["exitstatus"] == "can't lock file '/run/lock/lxc/pve-config-100.conf' - got timeout", t)
+    s.api("DELETE", f"/nodes/pve1/tasks/{hung}")
+    t = s.wait_task("pve1", hung)
+    check("hang: stopping the task ends it", t["exitstatus"] == "received interrupt", t)
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/shutdown")
+    time.sleep(TASK_SECONDS + 0.2)
+    s.sim("POST", "/ct/100", {"hang": False})
+    t = s.wait_task("pve1", r.data)
+    check("hang cleared: the task finishes", t["exitstatus"] == "OK" and
+          s.status("pve1", 100) == "stopped", t)
+
+    # Locks.
+    s.sim("POST", "/ct/102", {"lock": "backup"})
+    check("lock shows in status/current", s.api(
+        "GET", "/nodes/pve1/lxc/102/status/current").data.get("lock") == "backup")
+    for action in ("stop", "shutdown"):
+        r = s.api("POST", f"/nodes/pve1/lxc/102/status/{action}")
+        t = s.wait_task("pve1", r.data)
+        check(f"locked CT: {action} task fails", t["exitstatus"] == "CT is locked (backup)" and
+              s.status("pve1", 102) == "running", t)
+    s.sim("POST", "/ct/102", {"lock": None})
+    s.sim("POST", "/vm/104", {"lock": "backup"})
+    r = s.api("POST", "/nodes/pve1/qemu/104/status/shutdown")
+    t = s.wait_task("pve1", r.data)
+    check("locked VM: shutdown task fails", t["exitstatus"] == "VM is locked (backup)", t)
+    s.sim("POST", "/vm/104", {"lock": None})
+
+    # Migration between two polls.
+    r = s.sim("POST", "/ct/101/migrate", {"target": "pve1"})
+    upid = r.json["upid"]
+    check("migrate: a vzmigrate task on the source", ":vzmigrate:101:root@pam:" in upid and
+          upid.startswith("UPID:pve2:"), r)
+    time.sleep(0.05)
+    e = resource(s, 101)
+    r = s.api("POST", "/nodes/pve2/lxc/101/status/start")
+    t = s.wait_task("pve2", r.data) if r.status == 200 else {}
+    check("migrating: lock migrate, actions fail", e.get("lock") == "migrate" and
+          t.get("exitstatus") == "CT is locked (migrate)", (e, r, t))
+    t = s.wait_task("pve2", upid)
+    e = resource(s, 101)
+    check("migrated: the node changed, running there", t["exitstatus"] == "OK" and
+          e["node"] == "pve1" and "lock" not in e and s.status("pve1", 101) == "running", (t, e))
+    r = s.api("GET", "/nodes/pve2/lxc/101/status/current")
+    check("old node: the CT looks missing", (r.status, r.reason) ==
+          (500, "Configuration file 'nodes/pve2/lxc/101.conf' does not exist"), r)
+    r = s.api("POST", "/nodes/pve2/lxc/101/status/shutdown")
+    check("old node: shutdown says not running", (r.status, r.reason) ==
+          (500, "CT 101 not running"), r)
+    r = s.sim("POST", "/vm/105/migrate", {"target": "pve1", "instant": True})
+    check("instant VM migration: a finished qmigrate",
+          ":qmigrate:105:" in r.json["upid"] and resource(s, 105)["node"] == "pve1" and
+          vm_current(s, "pve1", 105)["status"] == "running", r)
+    r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
+    check("old node: the VM looks missing", r.status == 500 and
+          r.reason == "Configuration file 'nodes/pve2/qemu-server/105.conf' does not exist", r)
+
+    # HA: the API only hands the request to the HA stack.
+    s.sim("POST", "/ct/102", {"ha": True})
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/stop", params={"overrule-shutdown": 1})
+    check("HA CT: overrule-shutdown is a 400", r.status == 400 and
+          "overrule-shutdown" in r.json["errors"], r)
+    r = s.api("POST", "/nodes/pve1/lxc/102/status/shutdown")
+    t = s.wait_task("pve1", r.data)
+    check("HA CT shutdown: hastop, the CT still runs", ":hastop:102:" in r.data and
+          t["exitstatus"] == "OK" and s.status("pve1", 102) == "running", t)
+    check("HA CT: then vzshutdown", s.wait_status("pve1", 102, "stopped", deadline=3) and
+          s.api("GET", "/nodes/pve1/tasks", params={"vmid": 102, "limit": 1})
+          .data[0]["type"] == "vzshutdown")
+
+
 LAG = 1.0
 
 
@@ -896,6 +1016,9 @@ def main() -> int:
          (test_transport_and_auth, test_reads, test_params, test_lifecycle,
           test_shutdown_timeout, test_suspend_resume, test_ha, test_tasks_and_errors)),
         ("qemu", start_vm_sim, (test_qemu_reads, test_qemu_lifecycle, test_readiness)),
+        ("faults", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--vms", "2",
+                                     "--task-seconds", str(TASK_SECONDS), "--lock-timeout", "1",
+                                     https=False), (test_faults,)),
         ("auth", lambda: Simulator("--cts", "1", https=False), (test_default_auth_delay,)),
         ("lag", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--resources-lag",
                                   str(LAG), "--stats-expire", "2", https=False),
