@@ -886,6 +886,53 @@ def test_faults(s: Simulator):
           .data[0]["type"] == "vzshutdown")
 
 
+def test_cluster_tasks(s: Simulator):
+    # CTs 100 (pve1), 101 (pve2), 102 (pve1), 103 (pve2)
+    s.sim("POST", "/ct/100", {"status": "stopped"})
+
+    def listed(upid):
+        return next((t for t in s.api("GET", "/cluster/tasks").data if t["upid"] == upid), None)
+
+    r = s.api("POST", "/nodes/pve1/lxc/100/status/start")
+    upid = r.data
+    t = listed(upid)
+    check("/cluster/tasks: a task is listed as soon as it starts, without end",
+          t is not None and "status" not in t and "endtime" not in t and "pstart" not in t and
+          t["pid"] > 0 and (t["type"], t["id"], t["user"], t["tokenid"], t["node"]) ==
+          ("vzstart", "100", "root@pam", "bridge", "pve1") and t["starttime"] > 0, t)
+    s.wait_task("pve1", upid)
+    t = listed(upid)
+    check("/cluster/tasks: and with its end as soon as it ends", t is not None and
+          t["status"] == "OK" and t["endtime"] >= t["starttime"] and "pid" not in t, t)
+
+    gui = s.sim("POST", "/ct/101/action/shutdown").json["upid"]
+    t = listed(gui)
+    check("/cluster/tasks: changes made outside the bridge (GUI, root@pam)",
+          t is not None and t["user"] == "root@pam" and "tokenid" not in t, t)
+    s.sim("POST", "/token", {"token": "root@pam!ro=abc", "privileges": ["VM.Audit"]})
+    r = s.api("GET", "/cluster/tasks", auth="root@pam!ro=abc")
+    check("/cluster/tasks without Sys.Audit: a token sees none (its tasks' user is the user)",
+          r.status == 200 and r.data == [], r)
+    s.wait_task("pve2", gui)
+
+    for i in range(15):          # 30 finished tasks on pve1
+        s.sim("POST", "/ct", {"vmid": 500 + i, "node": "pve1"})
+        s.sim("DELETE", f"/ct/{500 + i}")
+    running = s.api("POST", "/nodes/pve1/lxc/102/status/shutdown").data
+    tasks = s.api("GET", "/cluster/tasks").data
+    pve1 = [t for t in tasks if t["node"] == "pve1"]
+    nodes = [t["node"] for t in tasks]
+    check("/cluster/tasks: per node, running ones first, then finished up to 25 in all",
+          len(pve1) == 25 and pve1[0]["upid"] == running and
+          all("status" in t for t in pve1[1:]) and
+          nodes == sorted(nodes) and
+          [t["starttime"] for t in pve1[1:]] == sorted((t["starttime"] for t in pve1[1:]),
+                                                       reverse=True), pve1[:3])
+    check("/cluster/tasks: the newest finished ones", pve1[1]["type"] == "vzdestroy" and
+          pve1[1]["id"] == "514", pve1[1])
+    s.wait_task("pve1", running)
+
+
 LAG = 1.0
 
 
@@ -1019,6 +1066,8 @@ def main() -> int:
         ("faults", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--vms", "2",
                                      "--task-seconds", str(TASK_SECONDS), "--lock-timeout", "1",
                                      https=False), (test_faults,)),
+        ("tasks", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--task-seconds",
+                                    str(TASK_SECONDS), https=False), (test_cluster_tasks,)),
         ("auth", lambda: Simulator("--cts", "1", https=False), (test_default_auth_delay,)),
         ("lag", lambda: Simulator("--nodes", "pve1,pve2", "--cts", "4", "--resources-lag",
                                   str(LAG), "--stats-expire", "2", https=False),
