@@ -1354,7 +1354,8 @@ class State:
         if self.args.resources_lag <= 0 and self.nodes[g.node].online:
             return g.rrd(now)
         entry = self.rrd.get(g.vmid)
-        if entry is None or now - entry[0] > self.stats_expire:
+        if entry is None or now - entry[0] > self.stats_expire or \
+                (self.stats_expire <= 0 and not self.nodes[g.node].online):
             return None
         return entry[1]
 
