@@ -240,15 +240,17 @@ class CT(Guest):
                     {"ip-address-type": "inet", "ip-address": "127.0.0.1", "prefix": 8},
                     {"ip-address-type": "inet6", "ip-address": "::1", "prefix": 128}]}]
         if self.network:
+            # The IPv6 link-local address comes with the link, at boot; the IPv4 address
+            # (DHCP) only `ip_delay` later.
             mac = self.mac(upper=False)
             eth = {"name": "eth0", "hwaddr": mac, "hardware-address": mac, "ip-addresses": []}
             if self.has_address(now):
                 eth["inet"] = f"{self.ip}/24"
-                eth["inet6"] = f"{self.ipv6_link_local()}/64"
-                eth["ip-addresses"] = [
-                    {"ip-address-type": "inet", "ip-address": self.ip, "prefix": 24},
-                    {"ip-address-type": "inet6", "ip-address": self.ipv6_link_local(),
-                     "prefix": 64}]
+                eth["ip-addresses"].append(
+                    {"ip-address-type": "inet", "ip-address": self.ip, "prefix": 24})
+            eth["inet6"] = f"{self.ipv6_link_local()}/64"
+            eth["ip-addresses"].append({"ip-address-type": "inet6",
+                                        "ip-address": self.ipv6_link_local(), "prefix": 64})
             out.append(eth)
         return out
 
@@ -357,12 +359,12 @@ class VM(Guest):
             "statistics": stats(3)}]
         if self.network:
             nic = {"name": "ens18", "hardware-address": self.mac(upper=False),
-                   "statistics": stats(40)}
+                   "ip-addresses": [], "statistics": stats(40)}
             if self.has_address(now):
-                nic["ip-addresses"] = [
-                    {"ip-address": self.ip, "ip-address-type": "ipv4", "prefix": 24},
-                    {"ip-address": self.ipv6_link_local(), "ip-address-type": "ipv6",
-                     "prefix": 64}]
+                nic["ip-addresses"].append(
+                    {"ip-address": self.ip, "ip-address-type": "ipv4", "prefix": 24})
+            nic["ip-addresses"].append({"ip-address": self.ipv6_link_local(),
+                                        "ip-address-type": "ipv6", "prefix": 64})
             out.append(nic)
         return out
 

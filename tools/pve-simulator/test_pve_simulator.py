@@ -693,8 +693,10 @@ def test_readiness(s: Simulator):
         time.sleep(0.05)
     r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
     nic = r.data["result"][-1] if r.status == 200 else {}
-    check("agent up, no address yet", r.status == 200 and nic.get("name") == "ens18" and
-          "ip-addresses" not in nic, r)
+    check("agent up, only the IPv6 link-local address yet", r.status == 200 and
+          nic.get("name") == "ens18" and
+          [(a["ip-address-type"], a["ip-address"][:5]) for a in nic["ip-addresses"]] ==
+          [("ipv6", "fe80:")], r)
     while time.monotonic() - started < 1.1:
         time.sleep(0.05)
     r = s.api("GET", "/nodes/pve2/qemu/105/agent/network-get-interfaces")
@@ -719,7 +721,9 @@ def test_readiness(s: Simulator):
     s.sim("POST", "/ct/100", {"ip_delay": 0.5, "status": "running"})
     r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
     eth = r.data[-1]
-    check("CT booting: eth0 without address", "inet" not in eth and eth["ip-addresses"] == [], r)
+    check("CT booting: eth0 with only its IPv6 link-local address", "inet" not in eth and
+          eth["inet6"].startswith("fe80:") and
+          [a["ip-address-type"] for a in eth["ip-addresses"]] == ["inet6"], r)
     time.sleep(0.55)
     r = s.api("GET", "/nodes/pve1/lxc/100/interfaces")
     check("CT address after ip_delay", "inet" in r.data[-1], r)
