@@ -28,7 +28,7 @@ let package = Package(
         // Thin wrappers around the C libraries.
         .target(
             name: "HTTPClient",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCurl", "IdlewatcherCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(
             name: "MQTTClient",

@@ -35,17 +35,10 @@ public struct DockerEndpointConfiguration: Sendable {
             }
             return .success(HTTPClientConfiguration(baseURL: "http://localhost", unixSocketPath: path))
         }
-        for (scheme, secure) in [("tcp://", tls), ("http://", false), ("https://", true)] where url.hasPrefix(scheme) {
-            var hostPort = String(url.dropFirst(scheme.count))
-            while hostPort.hasSuffix("/") { hostPort.removeLast() }
-            guard !hostPort.isEmpty, !hostPort.contains("/") else {
-                return .failure(BridgeError(.badRequest, "expected \(scheme)HOST:PORT"))
-            }
-            return .success(
-                HTTPClientConfiguration(
-                    baseURL: (secure ? "https://" : "http://") + hostPort, caFile: caFile, certFile: certFile,
-                    keyFile: keyFile))
-        }
-        return .failure(BridgeError(.badRequest, "unsupported scheme: use unix:///path/to/docker.sock or tcp://host:port"))
+        return EndpointURL.parse(
+            url, schemes: [("tcp://", tls), ("http://", false), ("https://", true)],
+            example: "unix:///var/run/docker.sock or tcp://HOST:PORT"
+        )
+        .map { HTTPClientConfiguration(baseURL: $0.baseURL, caFile: caFile, certFile: certFile, keyFile: keyFile) }
     }
 }

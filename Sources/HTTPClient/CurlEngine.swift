@@ -11,8 +11,10 @@ import Glibc
 /// `curl_multi_wakeup`; the engine thread is the only one that touches curl handles, so no
 /// blocking call ever runs on Swift's cooperative pool.
 final class CurlEngine: @unchecked Sendable {
-    // @unchecked: `multi` and `active` are used only on the engine thread (after init);
-    // everything other threads touch is inside the `inbox` Mutex.
+    // @unchecked: `active` is used only on the engine thread; `multi` too, except
+    // `curl_multi_wakeup` (thread-safe by libcurl's contract) and the cleanup of a handle whose
+    // thread never started (decided under the inbox lock, after which no thread can start).
+    // Everything else other threads touch is inside the `inbox` Mutex.
     private let multi: UnsafeMutableRawPointer
     private var active: [UInt64: Transfer] = [:]
     private let inbox = Mutex(Inbox())
@@ -23,6 +25,8 @@ final class CurlEngine: @unchecked Sendable {
         var cancels: [UInt64] = []
         var stopping = false
         var stopped = false
+        /// Whether the engine thread was started (it starts with the first transfer).
+        var started = false
     }
 
     private static let globalInit: Bool = {
@@ -32,6 +36,11 @@ final class CurlEngine: @unchecked Sendable {
     init() {
         _ = Self.globalInit
         multi = curl_multi_init()
+    }
+
+    /// Starts the engine thread: with the first transfer, so that a client nobody uses costs no
+    /// thread, and the bridge's clients start theirs inside the services that use them.
+    private func startThread() {
         let box = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(
@@ -49,11 +58,13 @@ final class CurlEngine: @unchecked Sendable {
 
     /// Queues a transfer. Fails it at once if the engine is shutting down.
     func submit(_ transfer: Transfer) {
-        let accepted = inbox.withLock { box -> Bool in
-            guard !box.stopping else { return false }
+        let (accepted, start) = inbox.withLock { box -> (Bool, Bool) in
+            guard !box.stopping else { return (false, false) }
             box.adds.append(transfer)
-            return true
+            defer { box.started = true }
+            return (true, !box.started)
         }
+        if start { startThread() }
         if accepted {
             curl_multi_wakeup(multi)
         } else {
@@ -68,10 +79,21 @@ final class CurlEngine: @unchecked Sendable {
         curl_multi_wakeup(multi)
     }
 
-    /// Fails every transfer and ends the thread.
+    /// Fails every transfer and ends the thread (or, if it never started, frees the handle).
     func shutdown() {
-        inbox.withLock { $0.stopping = true }
-        curl_multi_wakeup(multi)
+        let (first, neverStarted) = inbox.withLock { box -> (Bool, Bool) in
+            defer {
+                box.stopping = true
+                box.started = true
+            }
+            return (!box.stopping, !box.started)
+        }
+        guard first else { return }
+        if neverStarted {
+            curl_multi_cleanup(multi)  // no thread ever ran, and none will: nothing else touches the handle
+        } else {
+            curl_multi_wakeup(multi)
+        }
     }
 
     private func runLoop() {

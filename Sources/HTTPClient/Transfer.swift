@@ -1,4 +1,5 @@
 import CCurl
+import IdlewatcherCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,9 +39,9 @@ final class Transfer: @unchecked Sendable {
         ccurl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
         ccurl_easy_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorBuffer)
         ccurl_easy_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1)
-        ccurl_easy_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.wholeMillis))
+        ccurl_easy_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.wholeMilliseconds))
         if let timeout = request.timeout {
-            ccurl_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(timeout.wholeMillis)))
+            ccurl_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(timeout.wholeMilliseconds)))
         }
         if let socket = configuration.unixSocketPath {
             ccurl_easy_setopt_string(h, CURLOPT_UNIX_SOCKET_PATH, socket)
@@ -177,13 +178,6 @@ final class Transfer: @unchecked Sendable {
         default: kind = .transfer
         }
         return HTTPError(kind: kind, message: message)
-    }
-}
-
-extension Duration {
-    var wholeMillis: Int64 {
-        let (s, a) = components
-        return s * 1000 + a / 1_000_000_000_000_000
     }
 }
 

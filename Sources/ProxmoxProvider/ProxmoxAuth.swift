@@ -33,24 +33,23 @@ actor ProxmoxAuth {
     static let ticketLifetime = Duration.seconds(7200)
 
     private let mode: Mode
-    private let failures: ProxmoxFailures
     private let renewal: Duration
-    private let http: HTTPClient
+    private let transport: ProxmoxTransport
+    private nonisolated var failures: ProxmoxFailures { transport.failures }
     private let logger: Logger
     private var session: Session?
     private var pending: Task<Session, any Error>?
     private var generation = 0
 
-    init(configuration: ProxmoxEndpointConfiguration, http: HTTPClient, logger: Logger) {
+    init(configuration: ProxmoxEndpointConfiguration, transport: ProxmoxTransport, logger: Logger) {
         switch configuration.credentials {
         case .token(let id, let secret):
             mode = .token(id: id, header: "PVEAPIToken=\(id)=\(secret)")
         case .password(let username, let password, let realm):
             mode = .password(username: username, password: password, realm: realm)
         }
-        failures = ProxmoxFailures(configuration: configuration)
         renewal = min(configuration.ticketRenewal, Self.ticketLifetime - .seconds(300))
-        self.http = http
+        self.transport = transport
         self.logger = logger
     }
 
@@ -135,20 +134,8 @@ actor ProxmoxAuth {
 
     /// `POST /access/ticket`. The form holds a secret: it is never logged.
     private func postTicket(_ form: [(String, String)]) async throws -> Session {
-        let path = "/access/ticket"
-        let request = HTTPRequest(
-            method: "POST", path: "/api2/json" + path,
-            headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(FormEncoding.encode(form).utf8),
-            timeout: failures.requestTimeout)
-        let response: HTTPResponse
-        do {
-            response = try await http.send(request)
-        } catch let e as HTTPError {
-            throw failures.transport(e, method: "POST", path: path)
-        }
-        logger.debug("proxmox POST \(path) → \(response.status) \(response.reason)")
-        if response.status == 401 { throw TicketRefused(reason: response.reason) }
-        let reply = ProxmoxReply(status: response.status, reason: response.reason, body: response.body)
+        let reply = try await transport.exchange("POST", "/access/ticket", form: form)
+        if reply.status == 401 { throw TicketRefused(reason: reply.reason) }
         guard reply.ok else { throw failures.failure(reply, doing: "log in", vmid: nil) }
         guard let data = reply.data, let ticket = data["ticket"]?.string, let csrf = data["CSRFPreventionToken"]?.string,
             let user = data["username"]?.string

@@ -56,25 +56,11 @@ public struct ProxmoxEndpointConfiguration: Sendable {
     ///
     /// Accepts `https://HOST[:PORT]`, with or without a trailing `/` or `/api2/json`.
     public func httpConfiguration() -> Result<HTTPClientConfiguration, BridgeError> {
-        var rest = url.trimmingWhitespace()
-        let secure: Bool
-        if rest.hasPrefix("https://") {
-            secure = true
-            rest.removeFirst("https://".count)
-        } else if rest.hasPrefix("http://") {
-            secure = false
-            rest.removeFirst("http://".count)
-        } else {
-            return .failure(BridgeError(.badRequest, "expected https://HOST:8006, got '\(url)'"))
-        }
-        while rest.hasSuffix("/") { rest.removeLast() }
-        if rest.hasSuffix("/api2/json") { rest.removeLast("/api2/json".count) }
-        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else {
-            return .failure(BridgeError(.badRequest, "expected https://HOST:8006 (no path, no credentials), got '\(url)'"))
-        }
-        return .success(
-            HTTPClientConfiguration(
-                baseURL: (secure ? "https://" : "http://") + rest, caFile: caFile, verifyPeer: !insecureSkipVerify))
+        EndpointURL.parse(
+            url, schemes: [("https://", true), ("http://", false)], ignoredPath: "/api2/json", example: "https://HOST:8006"
+        )
+        .map { HTTPClientConfiguration(baseURL: $0.baseURL, caFile: caFile, verifyPeer: !insecureSkipVerify) }
+        .mapError { BridgeError(.badRequest, "\($0.message), got '\(url)'") }
     }
 }
 

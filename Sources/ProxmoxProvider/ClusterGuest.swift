@@ -1,0 +1,36 @@
+import HTTPClient
+import IdlewatcherCore
+import Logging
+
+/// One guest of `/cluster/resources?type=vm`.
+struct ClusterGuest: Sendable, Hashable {
+    var vmid: Int
+    /// `lxc` or `qemu`.
+    var type: String
+    var node: String
+    var name: String
+    /// `running`, `stopped`, or `unknown` while the node is offline.
+    var status: String
+    var template: Bool
+
+    init(vmid: Int, type: String = "lxc", node: String, name: String, status: String, template: Bool = false) {
+        self.vmid = vmid
+        self.type = type
+        self.node = node
+        self.name = name
+        self.status = status
+        self.template = template
+    }
+
+    init?(json: JSON) {
+        guard let vmid = json["vmid"]?.int64, let node = json["node"]?.string else { return nil }
+        self.vmid = Int(vmid)
+        self.type = json["type"]?.string ?? ""
+        self.node = node
+        self.name = json["name"]?.string ?? "CT\(vmid)"
+        self.status = json["status"]?.string ?? "unknown"
+        self.template = (json["template"]?.int64 ?? 0) == 1 || json["template"]?.bool == true
+    }
+
+    var ref: String { "\(node)/\(vmid)" }
+}
