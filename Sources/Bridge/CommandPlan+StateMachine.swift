@@ -42,6 +42,14 @@ enum CommandPlan {
         }
     }
 
+    /// Whether the reply to `action` waits until the container is ready (contract, "Readiness").
+    static func waitsForReadiness(_ action: Action) -> Bool {
+        switch action {
+        case .start, .wake, .unpause, .restart: true
+        default: false
+        }
+    }
+
     /// Whether the plan made from a status the bridge already knew (from events) must be
     /// checked against a live read before it is trusted: a decision to do nothing or to
     /// refuse may rest on a status a few milliseconds old.

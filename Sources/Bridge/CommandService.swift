@@ -160,12 +160,20 @@ public final class CommandService: Service, Sendable {
             case .stop, .restart: stopTimeout + settings.operationTimeout
             default: settings.operationTimeout
             }
+        var ready: Bool? = nil
         do {
             try await withDeadline(deadline, what: "\(action.rawValue) of \(job.id)") {
                 try await CommandPlan.perform(job.command, on: provider, stopTimeout: stopTimeout, known: knownStatus)
             }
         } catch {
             failure = BridgeError.wrapping(error)
+        }
+        if CommandPlan.waitsForReadiness(action) {
+            ready = false
+            if failure == nil {
+                let limit = binding.policy.wakeTimeout(id: job.id, labels: labels)
+                (ready, failure) = await awaitReady(provider, endpoint: job.endpoint, id: job.id, limit: limit)
+            }
         }
         let duration = ContinuousClock.now - started
         var status: ContainerStatus? = nil
@@ -176,10 +184,50 @@ public final class CommandService: Service, Sendable {
         deliver(
             Reply(
                 requestID: nil, runtime: binding.runtime.kind, id: job.id, action: action.rawValue, status: status,
-                error: failure, duration: duration), to: requesters)
+                error: failure, duration: duration, ready: ready), to: requesters)
     }
 
-    /// Logs the reply once per requester and hands it over.
+    /// Waits until the container is ready (running, healthy where it has a healthcheck, with an
+    /// address on Proxmox), reading it every `readinessInterval`; past `limit` the answer is
+    /// `timeout` and the container is left as it is.
+    private func awaitReady(
+        _ provider: any Provider, endpoint i: Int, id: String, limit: Duration
+    ) async -> (ready: Bool, failure: BridgeError?) {
+        let deadline = ContinuousClock.now + limit
+        let interval = bindings[i].runtime.runtime.readinessInterval
+        var last: Readiness? = nil
+        var lastError: BridgeError? = nil
+        while true {
+            do {
+                let r = try await withDeadline(max(deadline - .now, .milliseconds(1)), what: "readiness of \(id)") {
+                    try await provider.readiness()
+                }
+                last = r
+                await registry.sawReadiness(i, id, r)
+                if r.ready { return (true, nil) }
+                if r.status == .stopped || r.status == .error {
+                    return (false, BridgeError(.runtimeError, "\(id) stopped while the bridge waited for it to be ready"))
+                }
+            } catch {
+                lastError = BridgeError.wrapping(error)
+            }
+            if Task.isCancelled { return (false, BridgeError.wrapping(CancellationError())) }
+            let now = ContinuousClock.now
+            if now >= deadline { break }
+            try? await Task.sleep(for: min(interval, deadline - now))
+        }
+        let seen =
+            last.map { "\($0.status.rawValue), health: \($0.health.rawValue)" } ?? lastError.map { "readiness unknown: \($0.message)" }
+            ?? "readiness unknown"
+        return (
+            false,
+            BridgeError(
+                .timeout,
+                "\(id) did not become ready within \(limit.wholeMilliseconds / 1000) s (wake_timeout; \(seen)); it is left as it is")
+        )
+    }
+
+    /// Logs the reply once per requester, tells the registry's followers, and hands it over.
     private func deliver(_ reply: Reply, to requesters: [Job.Requester]) {
         for r in requesters {
             var reply = reply
@@ -187,6 +235,8 @@ public final class CommandService: Service, Sendable {
             log(reply)
             r.deliver(reply)
         }
+        let registry = registry
+        Task { await registry.announce(.answered(reply)) }
     }
 
     private func log(_ reply: Reply) {

@@ -9,6 +9,8 @@ public struct ContainerSnapshot: Sendable, Hashable {
     /// The runtime's name for it.
     public var name: String
     public var status: ContainerStatus
+    /// Its health (`none` while not running).
+    public var health: Health
     /// When the current status began.
     public var since: Timestamp
     public var labels: [String: String]
@@ -27,4 +29,6 @@ public enum BridgeChange: Sendable, Hashable {
     case removed(RuntimeKind, id: String)
     /// The bridge (re)connected to the broker and published every status again.
     case brokerConnected
+    /// A command was answered (whoever sent it).
+    case answered(Reply)
 }

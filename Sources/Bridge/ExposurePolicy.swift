@@ -12,11 +12,18 @@ public struct ExposurePolicy: Sendable, Hashable {
     public var protected: Set<String>
     public var allow: Set<Action>
     public var stopTimeout: Duration
+    /// How long `start`, `wake`, `unpause` and `restart` wait for the container to be ready.
+    public var wakeTimeout: Duration
+    /// `idle.containers.<runtime>/<id>.wake_timeout`, by id (config wins over the label).
+    public var wakeTimeouts: [String: Duration]
 
     public init(
         include: Set<String> = [], exclude: Set<String> = [], protected: Set<String> = [],
-        allow: Set<Action> = Set(Action.allCases), stopTimeout: Duration = .seconds(10)
+        allow: Set<Action> = Set(Action.allCases), stopTimeout: Duration = .seconds(10), wakeTimeout: Duration = .seconds(60),
+        wakeTimeouts: [String: Duration] = [:]
     ) {
+        self.wakeTimeout = wakeTimeout
+        self.wakeTimeouts = wakeTimeouts
         self.include = include
         self.exclude = exclude
         self.protected = protected
@@ -36,6 +43,11 @@ public struct ExposurePolicy: Sendable, Hashable {
         guard let list = labels["idlewatcher.allow"] else { return allow }
         let named = Set(list.split(separator: ",").compactMap { Action(rawValue: String($0).trimmingWhitespace().lowercased()) })
         return allow.intersection(named)
+    }
+
+    /// The container's wake timeout: config, then `idlewatcher.wake_timeout`, then the default.
+    public func wakeTimeout(id: String, labels: [String: String]) -> Duration {
+        wakeTimeouts[id] ?? labels["idlewatcher.wake_timeout"].flatMap { Duration(parsing: $0) } ?? wakeTimeout
     }
 
     /// `idlewatcher.stop_timeout`, else the default.

@@ -18,7 +18,7 @@ enum Payloads {
 
     static func status(
         _ status: ContainerStatus, runtime: RuntimeKind, id: String, name: String?, since: Timestamp, updated: Timestamp,
-        bridge: String
+        health: Health, bridge: String
     ) -> [UInt8] {
         var w = JSONWriter()
         w.add("status", status.rawValue)
@@ -27,6 +27,7 @@ enum Payloads {
         if let name { w.add("name", name) }
         w.add("since", since.rfc3339)
         w.add("updated", updated.rfc3339)
+        w.add("health", health.rawValue)
         w.add("bridge", bridge)
         return Array(w.finish().utf8)
     }
@@ -39,6 +40,7 @@ enum Payloads {
         w.add("action", r.action)
         w.add("ok", r.ok)
         w.add("status", r.status?.rawValue)
+        if let ready = r.ready { w.add("ready", ready) }
         if let duration = r.duration { w.add("duration_ms", duration.wholeMilliseconds) }
         if let error = r.error {
             var e = JSONWriter()

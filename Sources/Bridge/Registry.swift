@@ -13,6 +13,10 @@ actor Registry {
         var since: Timestamp
         var visible: Bool
         var model: String?
+        /// `health` of the status JSON; `none` while not running.
+        var health: Health = .none
+        /// Whether it was ever seen with a healthcheck (a start then reads `starting`).
+        var hasHealthcheck = false
         /// When the bridge last changed this entry from an event (a listing begun earlier must not undo it).
         var changedAt: ContinuousClock.Instant
     }
@@ -57,7 +61,8 @@ actor Registry {
 
     private func snapshot(_ i: Int, _ id: String, _ t: Tracked) -> ContainerSnapshot {
         ContainerSnapshot(
-            runtime: bindings[i].runtime.runtime, id: id, name: t.name, status: t.status, since: t.since, labels: t.labels,
+            runtime: bindings[i].runtime.runtime, id: id, name: t.name, status: t.status, health: t.health, since: t.since,
+            labels: t.labels,
             model: t.model, allowed: bindings[i].policy.allowedActions(name: t.name, labels: t.labels))
     }
 
@@ -114,11 +119,14 @@ actor Registry {
                 old.ref = c.ref
                 old.name = c.name
                 old.model = c.model
+                if old.changedAt <= startedAt, let h = c.health { old.setHealth(h) }
+                if old.status != .running { old.health = .none }
                 t = old
             } else {
                 t = Tracked(
                     name: c.name, ref: c.ref, labels: c.labels, status: c.status, since: now, visible: false,
                     model: c.model, changedAt: startedAt)
+                t.setHealth(c.health ?? .none)
             }
             t.visible = policy.isVisible(name: c.name, labels: c.labels)
             next[c.id] = t
@@ -161,7 +169,16 @@ actor Registry {
         let wasVisible = existing?.visible ?? false
         t.visible = policy.isVisible(name: t.name, labels: t.labels)
         let newStatus = e.status ?? t.status
-        let changed = existing == nil || newStatus != t.status || e.kind == .renamed || (t.visible && !wasVisible)
+        let oldHealth = t.health
+        if let h = e.health {
+            t.setHealth(h)
+        } else if newStatus != .running {
+            t.health = .none
+        } else if e.kind == .started || e.kind == .restarted {
+            t.health = t.hasHealthcheck ? .starting : .none
+        }
+        let changed =
+            existing == nil || newStatus != t.status || e.kind == .renamed || (t.visible && !wasVisible) || t.health != oldHealth
         if newStatus != t.status || existing == nil {
             t.status = newStatus
             t.since = e.time
@@ -189,6 +206,14 @@ actor Registry {
             clearStatus(kind, e.id)
             announce(.removed(kind, id: e.id))
         }
+    }
+
+    /// A readiness read (while a command waited for the container): its health, published if it changed.
+    func sawReadiness(_ i: Int, _ id: String, _ r: Readiness) {
+        guard var t = endpoints[i].containers[id], r.status == t.status, r.health != t.health else { return }
+        t.setHealth(r.health)
+        endpoints[i].containers[id] = t
+        if t.visible { publishStatus(bindings[i].runtime.kind, id, t, updated: .now()) }
     }
 
     /// Publishes every visible container's status again (Home Assistant restarted).
@@ -234,7 +259,8 @@ actor Registry {
             MQTTOutgoingMessage(
                 topic: topics.status(kind, id),
                 payload: Payloads.status(
-                    t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, bridge: topics.bridgeID),
+                    t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, health: t.health,
+                    bridge: topics.bridgeID),
                 retain: true, droppable: false))
         if let i = endpointIndex(for: kind, id: id) {
             announce(.status(snapshot(i, id, t)))
@@ -244,5 +270,13 @@ actor Registry {
     private func clearStatus(_ kind: RuntimeKind, _ id: String) {
         retainedOurs[kind, default: []].remove(id)
         publish(MQTTOutgoingMessage(topic: topics.status(kind, id), payload: [], retain: true, droppable: false))
+    }
+}
+
+extension Registry.Tracked {
+    /// Takes a health the runtime reported (only a running container has one).
+    mutating func setHealth(_ h: Health) {
+        if h != .none { hasHealthcheck = true }
+        health = status == .running ? h : .none
     }
 }

@@ -15,13 +15,16 @@ public struct Reply: Sendable, Hashable {
     public var error: BridgeError?
     /// How long the operation ran, when one ran.
     public var duration: Duration?
+    /// For `start`, `wake`, `unpause` and `restart`: whether the container is ready (contract, "Readiness").
+    public var ready: Bool?
 
     public var ok: Bool { error == nil }
 
     public init(
         requestID: String?, runtime: RuntimeKind, id: String, action: String?, status: ContainerStatus?,
-        error: BridgeError?, duration: Duration?
+        error: BridgeError?, duration: Duration?, ready: Bool? = nil
     ) {
+        self.ready = ready
         self.requestID = requestID
         self.runtime = runtime
         self.id = id

@@ -74,12 +74,30 @@ struct DockerContainer: Provider {
     }
 
     func status() async throws -> ContainerStatus {
+        try await inspectState().status
+    }
+
+    func readiness() async throws -> Readiness {
+        var state = try await inspectState()
+        if api.flavor.drivesHealthchecks, state.status == .running, state.health == .starting || state.health == .unhealthy {
+            // Nothing runs Podman's checks without systemd: run one, as its timer would.
+            // Podman serves libpod's paths under any version prefix, the compatible one included.
+            _ = try? await api.request("GET", "/libpod" + path + "/healthcheck", timeout: .seconds(60))
+            state = try await inspectState()
+        }
+        return Readiness(status: state.status, health: state.health, ready: state.status == .running && (state.health == .none || state.health == .healthy))
+    }
+
+    /// `GET /containers/{name}/json`: the status, and the health where it has a healthcheck.
+    private func inspectState() async throws -> (status: ContainerStatus, health: Health) {
         let r = try await api.request("GET", path + "/json")
         try check(r, ok: [200], doing: "read the status of")
         guard let json = try? JSON.parse(r.body), let state = json["State"]?["Status"]?.string else {
             throw BridgeError(.runtimeError, "\(api.name) at \(api.configuration.url) sent an unreadable container state for \(name)")
         }
-        return DockerRuntime.status(fromState: state)
+        let status = DockerRuntime.status(fromState: state)
+        let health = status == .running ? Health(engineWord: json["State"]?["Health"]?["Status"]?.string ?? "") : .none
+        return (status, health)
     }
 
     private func check(_ r: HTTPResponse, ok: Set<Int>, doing verb: String) throws {

@@ -79,7 +79,9 @@ public final class DockerRuntime: ContainerRuntime {
                 ContainerInfo(
                     id: configuration.idPrefix + name, name: name, ref: ref,
                     status: Self.status(fromState: c["State"]?.string ?? ""), labels: labels,
-                    model: c["Image"]?.string))
+                    model: c["Image"]?.string,
+                    health: !flavor.listsHealth
+                        ? nil : c["State"]?.string == "running" ? Health(statusLine: c["Status"]?.string ?? "") : Health.none))
         }
         labelCache.withLock { $0 = cache }
         return out
@@ -164,6 +166,8 @@ public final class DockerRuntime: ContainerRuntime {
             let detail = String(action[action.index(after: colon)...]).trimmingWhitespace()
             action = String(action[..<colon])
             if action == "health_status" { attributes["health_status"] = detail }
+        } else if action == "health_status", let value = json["HealthStatus"]?.string {
+            attributes["health_status"] = value  // Podman: the value beside the action
         }
         guard let kind = flavor.eventKinds[action], let name = attributes["name"] else { return nil }
         let labels: [String: String]?
@@ -189,7 +193,8 @@ public final class DockerRuntime: ContainerRuntime {
         }
         return LifecycleEvent(
             id: configuration.idPrefix + name, name: name, ref: ref, kind: kind, action: kind.engineAction ?? action, status: status,
-            time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels)
+            time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels,
+            health: kind == .health ? Health(engineWord: attributes["health_status"] ?? "") : nil)
     }
 }
 

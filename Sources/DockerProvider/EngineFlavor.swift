@@ -18,11 +18,21 @@ public struct EngineFlavor: Sendable {
     /// The engine refuses to stop or restart a paused container (Podman: "container state
     /// improper"): `stop` and `restart` unpause it first.
     public var unpausesBeforeStop: Bool
+    /// Healthchecks run only when someone runs them (Podman without systemd timers): while it
+    /// waits for a container to become ready, the bridge runs them (`/libpod/…/healthcheck`).
+    public var drivesHealthchecks: Bool
+    /// The listing's status line tells the health (`Up 5 seconds (healthy)`): Docker does, Podman not.
+    public var listsHealth: Bool
 
-    public init(description: RuntimeDescription, eventKinds: [String: LifecycleEvent.Kind], unpausesBeforeStop: Bool) {
+    public init(
+        description: RuntimeDescription, eventKinds: [String: LifecycleEvent.Kind], unpausesBeforeStop: Bool,
+        drivesHealthchecks: Bool = false, listsHealth: Bool = true
+    ) {
+        self.listsHealth = listsHealth
         self.description = description
         self.eventKinds = eventKinds
         self.unpausesBeforeStop = unpausesBeforeStop
+        self.drivesHealthchecks = drivesHealthchecks
     }
 
     /// Docker's container event actions (Engine API 1.41–1.45).
@@ -69,6 +79,32 @@ extension LifecycleEvent.Kind {
         case .started, .restarted, .unpaused: .running
         case .paused: .paused
         case .killed, .oom, .renamed, .health, .other: nil
+        }
+    }
+}
+
+extension Health {
+    /// The Engine API's word (`State.Health.Status`, a `health_status` event): anything else,
+    /// including `""` (Podman without a healthcheck), is `none`.
+    init(engineWord: String) {
+        switch engineWord.trimmingWhitespace() {
+        case "healthy": self = .healthy
+        case "unhealthy": self = .unhealthy
+        case "starting": self = .starting
+        default: self = .none
+        }
+    }
+
+    /// From a listing's status line: `Up 5 seconds (healthy)`, `Up 1 second (health: starting)`.
+    init(statusLine: String) {
+        if statusLine.hasSuffix("(healthy)") {
+            self = .healthy
+        } else if statusLine.hasSuffix("(unhealthy)") {
+            self = .unhealthy
+        } else if statusLine.hasSuffix("starting)") {
+            self = .starting
+        } else {
+            self = .none
         }
     }
 }

@@ -86,6 +86,8 @@ public final class HomeAssistantDiscovery: BridgeExtension {
             }
         case .brokerConnected:
             await republishAll(context)
+        case .answered:
+            break
         }
     }
 

@@ -7,3 +7,30 @@ public enum ContainerStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case paused
     case error
 }
+
+/// A container's health as its status JSON says it (`health`).
+public enum Health: String, Sendable, Hashable, CaseIterable {
+    /// Its healthcheck passes.
+    case healthy
+    /// Its healthcheck fails.
+    case unhealthy
+    /// Its healthcheck has not passed yet since it started.
+    case starting
+    /// It has no healthcheck (or is not running, or the runtime has none: Proxmox).
+    case none
+}
+
+/// Whether a container can serve: the contract's readiness ("Readiness", v1.1).
+public struct Readiness: Sendable, Hashable {
+    public var status: ContainerStatus
+    public var health: Health
+    /// Running, and healthy where it has a healthcheck (Docker, Podman) or reachable by an
+    /// address (Proxmox: the guest reports an IP, or it has no network).
+    public var ready: Bool
+
+    public init(status: ContainerStatus, health: Health, ready: Bool) {
+        self.status = status
+        self.health = health
+        self.ready = ready
+    }
+}

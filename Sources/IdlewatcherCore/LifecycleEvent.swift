@@ -22,12 +22,15 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var previousID: String?
     /// The container's labels or tags, when the event carries them (used for per-container policy).
     public var labels: [String: String]?
+    /// The health the event reports (a `health_status` event), or nil.
+    public var health: Health?
 
     public init(
         id: String, name: String? = nil, ref: String? = nil, kind: Kind, action: String, status: ContainerStatus?,
         time: Timestamp, attributes: [String: String] = [:], previousID: String? = nil,
-        labels: [String: String]? = nil
+        labels: [String: String]? = nil, health: Health? = nil
     ) {
+        self.health = health
         self.id = id
         self.name = name
         self.ref = ref

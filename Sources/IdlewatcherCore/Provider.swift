@@ -22,6 +22,9 @@ public protocol Provider: Sendable {
     func restart(timeout: Duration?) async throws
     /// Reads the live status from the runtime.
     func status() async throws -> ContainerStatus
+    /// Reads whether the container is ready (contract, "Readiness"); may make the runtime run
+    /// a healthcheck where nothing else runs them (Podman without systemd).
+    func readiness() async throws -> Readiness
 }
 
 /// What the bridge knows about one container of a runtime at a listing.
@@ -35,13 +38,17 @@ public struct ContainerInfo: Sendable, Hashable {
     public var status: ContainerStatus
     /// Docker labels (Proxmox: none); the bridge reads `idlewatcher.*` from them.
     public var labels: [String: String]
+    /// Its health as the listing tells it (Docker: the `(healthy)` of its status line); nil
+    /// where the listing does not tell (Podman).
+    public var health: Health?
     /// What the container runs on, for people: the image (Docker) or the node (Proxmox).
     public var model: String?
 
     public init(
         id: String, name: String, ref: String, status: ContainerStatus, labels: [String: String] = [:],
-        model: String? = nil
+        model: String? = nil, health: Health? = Health.none
     ) {
+        self.health = health
         self.id = id
         self.name = name
         self.ref = ref

@@ -34,12 +34,15 @@ public struct RuntimeDescription: Sendable, Hashable {
     public var containerNoun: String
     public var modelBefore: String
     public var modelAfter: String
+    /// How often a command that waits for readiness reads it.
+    public var readinessInterval: Duration
 
     public init(
         kind: RuntimeKind, displayName: String, signalActions: Set<Action>, timeoutActions: Set<Action> = [.stop, .restart],
         manufacturer: String? = nil, icon: String = "mdi:server", containerNoun: String = "container",
-        modelBefore: String = " (", modelAfter: String = ")"
+        modelBefore: String = " (", modelAfter: String = ")", readinessInterval: Duration = .milliseconds(250)
     ) {
+        self.readinessInterval = readinessInterval
         self.kind = kind
         self.displayName = displayName
         self.signalActions = signalActions

@@ -19,6 +19,8 @@ public final class FakeRuntime: ContainerRuntime {
         var name: String
         var status: ContainerStatus
         var labels: [String: String]
+        /// Whether its "healthcheck" passes (a running container is ready when it does).
+        var healthy = true
     }
 
     struct State: Sendable {
@@ -49,6 +51,11 @@ public final class FakeRuntime: ContainerRuntime {
     /// Adds a container (id = prefix + name) without an event, as if it existed before.
     public func add(_ name: String, status: ContainerStatus = .running, labels: [String: String] = [:]) {
         state.withLock { $0.containers[idPrefix + name] = Container(name: name, status: status, labels: labels) }
+    }
+
+    /// Whether the container's "healthcheck" passes from now on.
+    public func setHealthy(_ name: String, _ healthy: Bool) {
+        state.withLock { $0.containers[idPrefix + name]?.healthy = healthy }
     }
 
     /// How the operation `operation` ("start", "stop", …) of every container behaves from now on.
@@ -138,6 +145,17 @@ public final class FakeRuntime: ContainerRuntime {
         c?.yield(.event(event))
     }
 
+    fileprivate func currentReadiness(_ id: String) throws -> Readiness {
+        try state.withLock { s in
+            s.calls.append("readiness \(id)")
+            guard s.reachable else { throw BridgeError(.unavailable, "cannot reach \(endpoint)") }
+            guard let c = s.containers[id] else { throw BridgeError(.notFound, "no container \(id)") }
+            let running = c.status == .running
+            return Readiness(
+                status: c.status, health: running ? (c.healthy ? .healthy : .starting) : .none, ready: running && c.healthy)
+        }
+    }
+
     fileprivate func currentStatus(_ id: String) throws -> ContainerStatus {
         try state.withLock { s in
             s.calls.append("status \(id)")
@@ -166,6 +184,7 @@ private struct FakeContainer: Provider {
         try await runtime.operate("restart", id, from: [.running, .stopped], to: .running, kind: .restarted)
     }
     func status() async throws -> ContainerStatus { try runtime.currentStatus(id) }
+    func readiness() async throws -> Readiness { try runtime.currentReadiness(id) }
 }
 
 extension FakeRuntime {

@@ -17,7 +17,7 @@ extension EngineFlavor {
             icon: "mdi:cube-outline", containerNoun: "Podman container"),
         eventKinds: EngineFlavor.dockerEventKinds.merging(
             ["died": .died, "remove": .destroyed, "health_status": .health], uniquingKeysWith: { _, podman in podman }),
-        unpausesBeforeStop: true)
+        unpausesBeforeStop: true, drivesHealthchecks: true, listsHealth: false)
 }
 
 /// Podman endpoints: a Podman service's API socket (`unix:///run/podman/podman.sock`, or

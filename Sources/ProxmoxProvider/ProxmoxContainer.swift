@@ -59,6 +59,33 @@ struct ProxmoxContainer: Provider {
         }
     }
 
+    /// Ready: running, and the CT reports an address other than loopback and link-local on one
+    /// of its interfaces, or it has no interface but the loopback (no network).
+    func readiness() async throws -> Readiness {
+        let status = try await status()
+        guard status == .running, let vmid else { return Readiness(status: status, health: .none, ready: false) }
+        let meta = metadata("readiness")
+        let ready = try await withNode { node, _ in
+            let data = try await api.data(
+                "GET", ProxmoxAPI.ctPath(node: node, vmid: vmid) + "/interfaces",
+                doing: "read the interfaces of CT \(vmid)", vmid: vmid, metadata: meta)
+            return Self.reportsAddress(data)
+        }
+        return Readiness(status: status, health: .none, ready: ready)
+    }
+
+    /// Whether `/interfaces` shows the guest reachable: a global address on a NIC, or no NIC.
+    static func reportsAddress(_ interfaces: JSON) -> Bool {
+        let nics = (interfaces.array ?? []).filter { $0["name"]?.string != "lo" }
+        if nics.isEmpty { return interfaces.array != nil }
+        return nics.contains { nic in
+            [nic["inet"]?.string, nic["inet6"]?.string].compactMap { $0 }.contains { address in
+                let ip = address.split(separator: "/").first.map(String.init) ?? address
+                return !ip.isEmpty && !ip.hasPrefix("127.") && !ip.lowercased().hasPrefix("fe80:") && ip != "::1"
+            }
+        }
+    }
+
     func status() async throws -> ContainerStatus {
         let meta = metadata("status")
         return try await withNode { node, vmid in

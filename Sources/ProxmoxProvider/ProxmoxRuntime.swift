@@ -10,7 +10,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
     /// Proxmox VE: commands take no `signal`; `stop` and `restart` take a `timeout`.
     public static let description = RuntimeDescription(
         kind: .proxmox, displayName: "Proxmox", signalActions: [], manufacturer: "Proxmox VE", icon: "mdi:server",
-        containerNoun: "LXC container", modelBefore: " on ", modelAfter: "")
+        containerNoun: "LXC container", modelBefore: " on ", modelAfter: "", readinessInterval: .seconds(1))
     public var runtime: RuntimeDescription { Self.description }
     public var reconnectBackoff: Backoff { Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30)) }
     public let configuration: ProxmoxEndpointConfiguration

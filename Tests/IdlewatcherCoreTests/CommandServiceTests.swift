@@ -18,13 +18,13 @@ final class CommandHarness: Sendable {
 
     init(
         _ containers: [(String, ContainerStatus)], allow: Set<Action> = Set(Action.allCases), queueLimit: Int = 16,
-        operationTimeout: Duration = .seconds(5)
+        operationTimeout: Duration = .seconds(5), wakeTimeout: Duration = .seconds(60)
     ) async throws {
         let fake = FakeRuntime()
         for (name, status) in containers { fake.add(name, status: status) }
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let settings = BridgeSettings(bridgeID: "t", operationTimeout: operationTimeout, commandQueueLimit: queueLimit)
-        let bindings = [RuntimeBinding(runtime: fake, policy: ExposurePolicy(allow: allow))]
+        let bindings = [RuntimeBinding(runtime: fake, policy: ExposurePolicy(allow: allow, wakeTimeout: wakeTimeout))]
         let registry = Registry(
             bindings: bindings, topics: Topics(base: "idlewatcher", bridgeID: "t"), publish: { _ in }, logger: logger)
         let commands = CommandService(bindings: bindings, registry: registry, settings: settings, logger: logger)
@@ -122,7 +122,7 @@ struct CommandServiceTests {
         }
         try await eventually("three replies") { log.count == 3 }
         #expect(log.all == ["pause=true", "unpause=true", "stop=true"])
-        #expect(h.fake.calls.filter { !$0.hasPrefix("status") } == ["pause web", "unpause web", "stop web"])
+        #expect(h.fake.calls.filter { !$0.hasPrefix("status") && !$0.hasPrefix("readiness") } == ["pause web", "unpause web", "stop web"])
         await h.stop()
     }
 
@@ -187,6 +187,40 @@ struct CommandServiceTests {
         #expect(h.fake.connects == 2)
         let ok = await h.submit(.unpause, "web")
         #expect(ok.ok && ok.status == .running)
+        await h.stop()
+    }
+
+    @Test("wake replies once the container is ready, with ready: true")
+    func readiness() async throws {
+        let h = try await CommandHarness([("web", .stopped)])
+        h.fake.setHealthy("web", false)
+        let reply = Task { await h.submit(.wake, "web") }
+        try await eventually("the start") { h.fake.status(of: "web") == .running }
+        try await eventually("a readiness read") { h.fake.calls.contains("readiness web") }
+        h.fake.setHealthy("web", true)
+        let r = await reply.value
+        #expect(r.ok, "\(r)")
+        #expect(r.ready == true)
+        #expect(r.status == .running)
+        #expect(await h.registry.tracked(0, "web")?.health == .healthy)
+        let status = await h.submit(.status, "web")
+        #expect(status.ready == nil, "only start, wake, unpause and restart say ready")
+        await h.stop()
+    }
+
+    @Test("a container that never becomes ready: timeout after wake_timeout, left running, ready: false")
+    func neverReady() async throws {
+        let h = try await CommandHarness([("web", .stopped)], wakeTimeout: .milliseconds(600))
+        h.fake.setHealthy("web", false)
+        let started = ContinuousClock.now
+        let r = await h.submit(.start, "web")
+        let took = ContinuousClock.now - started
+        #expect(r.error?.code == .timeout, "\(r)")
+        #expect(r.error?.message.contains("health: starting") == true, "\(r)")
+        #expect(r.ready == false)
+        #expect(r.status == .running, "left as it is")
+        #expect(took >= .milliseconds(600))
+        #expect(h.fake.status(of: "web") == .running)
         await h.stop()
     }
 }
