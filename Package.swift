@@ -13,7 +13,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, each behind one thin Swift module. No C pointer leaves those modules.
@@ -21,11 +20,15 @@ let package = Package(
             name: "CMosquitto", pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .systemLibrary(
+            name: "CYAML", pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]),
 
         // The vocabulary: provider protocol, statuses, signals, events, errors. No I/O.
         .target(name: "IdlewatcherCore", swiftSettings: strict),
 
         // Thin wrappers around the C libraries.
+        .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: strict),
         .target(
             name: "HTTPClient",
             dependencies: ["CCurl", "IdlewatcherCore", .product(name: "Logging", package: "swift-log")],
@@ -77,7 +80,7 @@ let package = Package(
             dependencies: [
                 "IdlewatcherCore", "Bridge", "HomeAssistant", "MQTTClient", "DockerProvider", "PodmanProvider",
                 "ProxmoxProvider", "HTTPClient",
-                .product(name: "Yams", package: "Yams"),
+                "YAML",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -98,6 +101,10 @@ let package = Package(
             dependencies: ["IdlewatcherCore"],
             swiftSettings: strict),
 
+        .testTarget(
+            name: "YAMLTests",
+            dependencies: ["YAML"],
+            swiftSettings: strict),
         .testTarget(
             name: "IdlewatcherCoreTests",
             dependencies: [

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the bridge and its tests need, if any is missing.
 set -euo pipefail
-packages=(libmosquitto-dev libcurl4-openssl-dev mosquitto mosquitto-clients docker.io podman busybox-static openssl curl python3 docker-compose systemd socat)
+packages=(libmosquitto-dev libcurl4-openssl-dev libyaml-dev mosquitto mosquitto-clients docker.io podman busybox-static openssl curl python3 docker-compose systemd socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 import DockerProvider
 import IdlewatcherCore
 import ProxmoxProvider
-import Yams
+import YAML
 
 #if canImport(Glibc)
 import Glibc
@@ -66,13 +66,13 @@ public struct ConfigurationLoader {
         guard let text = readFile(path) else {
             throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")])
         }
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "not valid YAML: \(error)")])
+        let root: YAMLNode?
+        do { root = try YAMLNode.parse(text) } catch {
+            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "not valid YAML: \(error)".oneLine(limit: 400))])
         }
-        let bridge = root?.mapping?["bridge"]?.mapping
-        let id = bridge?["id"]?.scalar?.string ?? hostName
-        if let h = bridge?["health_file"]?.scalar?.string, h.hasPrefix("/") { return h }
+        let bridge = root?["bridge"]?.mapping
+        let id = bridge?["id"]?.text ?? hostName
+        if let h = bridge?["health_file"]?.text, h.hasPrefix("/") { return h }
         return defaultHealthFile(bridgeID: id)
     }
 
@@ -129,29 +129,13 @@ private struct Validator {
         problems.append(ConfigurationProblem(path: path.oneLine(limit: 200), message: message.oneLine(limit: 400)))
     }
 
-    /// A YAML syntax error on one line, without the echo of the file that Yams adds.
-    static func describe(yamlError error: any Error) -> String {
-        func at(_ m: Mark) -> String { "line \(m.line), column \(m.column)" }
-        func context(_ c: YamlError.Context?) -> String { c.map { " (\($0.text) at \(at($0.mark)))" } ?? "" }
-        switch error as? YamlError {
-        case .scanner(let c, let problem, let mark, _), .parser(let c, let problem, let mark, _),
-            .composer(let c, let problem, let mark, _):
-            return "\(at(mark)): \(problem)\(context(c))"
-        case .reader(let problem, let offset, _, _):
-            return "\(problem)\(offset.map { " at character \($0)" } ?? "")"
-        case .duplicatedKeysInMapping(let duplicates, let c):
-            return "\(at(c.mark)): duplicate key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", "))"
-        default:
-            return "\(error)"
-        }
-    }
-
     mutating func configuration(_ text: String) -> Configuration? {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLNode.parse(text)
         } catch {
-            problem("", "not valid YAML: \(Self.describe(yamlError: error))")
+            // `line L, column C: problem (context at line L, column C)`: one line, no echo of the file.
+            problem("", "not valid YAML: \(error)")
             return nil
         }
         let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "podman", "proxmox", "defaults", "homeassistant"])
@@ -210,7 +194,7 @@ private struct Validator {
 
     // MARK: sections
 
-    mutating func mqttSection(_ node: Node?, bridgeID: String) -> Configuration.MQTT {
+    mutating func mqttSection(_ node: YAMLNode?, bridgeID: String) -> Configuration.MQTT {
         let m = mapping(
             node, "mqtt",
             allowed: ["url", "base_topic", "client_id", "protocol", "username", "password", "password_file", "ca_file", "cert_file", "key_file", "queue_limit", "keepalive"])
@@ -251,7 +235,7 @@ private struct Validator {
             if id.isEmpty || id.utf8.count > 128 { problem("mqtt.client_id", "must be 1 to 128 bytes") } else { out.clientID = id }
         }
         if let p = m["protocol"] {
-            let text = p.scalar?.string ?? ""
+            let text = p.text ?? ""
             switch text {
             case "5", "5.0": out.protocolVersion = "5"
             case "3.1.1", "311", "4": out.protocolVersion = "3.1.1"
@@ -282,7 +266,7 @@ private struct Validator {
         return out
     }
 
-    mutating func dockerSection(_ node: Node, _ path: String, defaultURL: String = "unix:///var/run/docker.sock") -> Configuration.Docker {
+    mutating func dockerSection(_ node: YAMLNode, _ path: String, defaultURL: String = "unix:///var/run/docker.sock") -> Configuration.Docker {
         let m = mapping(node, path, allowed: ["url", "id_prefix", "include", "exclude", "protected", "ca_file", "cert_file", "key_file"])
         var out = Configuration.Docker(url: defaultURL)
         if let url = string(m["url"], "\(path).url") { out.url = url }
@@ -301,7 +285,7 @@ private struct Validator {
         return out
     }
 
-    mutating func proxmoxSection(_ node: Node, _ path: String) -> ProxmoxEndpointConfiguration? {
+    mutating func proxmoxSection(_ node: YAMLNode, _ path: String) -> ProxmoxEndpointConfiguration? {
         let m = mapping(
             node, path,
             allowed: ["url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm", "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout", "task_timeout"])
@@ -346,7 +330,7 @@ private struct Validator {
         if let list = m["vmids"] {
             if let seq = list.sequence {
                 for (i, n) in seq.enumerated() {
-                    if let v = n.scalar.flatMap({ Int($0.string) }), v >= 100, v <= 999_999_999 { vmids.append(v) } else {
+                    if let v = n.text.flatMap({ Int($0) }), v >= 100, v <= 999_999_999 { vmids.append(v) } else {
                         problem("\(path).vmids[\(i)]", "must be a vmid (a whole number from 100)")
                     }
                 }
@@ -373,7 +357,7 @@ private struct Validator {
         return endpoint
     }
 
-    mutating func defaultsSection(_ node: Node?) -> Configuration.Defaults {
+    mutating func defaultsSection(_ node: YAMLNode?) -> Configuration.Defaults {
         let m = mapping(node, "defaults", allowed: ["stop_timeout", "allow", "operation_timeout", "command_queue_limit"])
         var out = Configuration.Defaults()
         if let d = duration(m["stop_timeout"], "defaults.stop_timeout") {
@@ -395,7 +379,7 @@ private struct Validator {
         return out
     }
 
-    mutating func homeAssistantSection(_ node: Node?) -> Configuration.HomeAssistant {
+    mutating func homeAssistantSection(_ node: YAMLNode?) -> Configuration.HomeAssistant {
         let m = mapping(node, "homeassistant", allowed: ["enabled", "prefix", "remove_after"])
         var out = Configuration.HomeAssistant()
         if let e = bool(m["enabled"], "homeassistant.enabled") { out.enabled = e }
@@ -409,23 +393,21 @@ private struct Validator {
     // MARK: typed accessors
 
     struct Mapping {
-        var values: [String: Node] = [:]
-        subscript(_ key: String) -> Node? { values[key] }
+        var values: [String: YAMLNode] = [:]
+        subscript(_ key: String) -> YAMLNode? { values[key] }
     }
 
-    mutating func mapping(_ node: Node?, _ path: String, allowed: Set<String>) -> Mapping {
+    mutating func mapping(_ node: YAMLNode?, _ path: String, allowed: Set<String>) -> Mapping {
         guard let node else { return Mapping() }
-        if case .scalar(let s) = node, s.string.isEmpty || s.string == "~" || s.string == "null" { return Mapping() }
+        if let s = node.text, s.isEmpty || s == "~" || s == "null" { return Mapping() }
         guard let map = node.mapping else {
             problem(path, path.isEmpty ? "the configuration must be a mapping of keys to values (bridge:, mqtt:, docker:, …)" : "must be a mapping of keys to values")
             return Mapping()
         }
         var out = Mapping()
-        for (k, v) in map {
-            guard let key = k.scalar?.string else {
-                problem(path, path.isEmpty ? "the configuration's keys must be plain text" : "keys must be plain text")
-                continue
-            }
+        // Keys are scalars (the YAML module refuses any other key, and a duplicate one).
+        for entry in map {
+            let key = entry.key.text, v = entry.value
             let full = path.isEmpty ? key : "\(path).\(key)"
             if !allowed.contains(key) {
                 problem(full, "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
@@ -436,26 +418,26 @@ private struct Validator {
         return out
     }
 
-    mutating func list(_ node: Node?, _ path: String) -> [Node] {
+    mutating func list(_ node: YAMLNode?, _ path: String) -> [YAMLNode] {
         guard let node else { return [] }
-        if case .scalar(let s) = node, s.string.isEmpty || s.string == "~" || s.string == "null" { return [] }
+        if let s = node.text, s.isEmpty || s == "~" || s == "null" { return [] }
         guard let seq = node.sequence else {
             problem(path, "must be a list (one entry per endpoint, each starting with '- ')")
             return []
         }
-        return Array(seq)
+        return seq
     }
 
-    mutating func string(_ node: Node?, _ path: String) -> String? {
+    mutating func string(_ node: YAMLNode?, _ path: String) -> String? {
         guard let node else { return nil }
         guard let s = node.scalar else {
             problem(path, "must be text, not a list or mapping")
             return nil
         }
-        return s.string
+        return s.text
     }
 
-    mutating func stringList(_ node: Node?, _ path: String) -> [String] {
+    mutating func stringList(_ node: YAMLNode?, _ path: String) -> [String] {
         guard let node else { return [] }
         guard let seq = node.sequence else {
             problem(path, "must be a list, like [a, b]")
@@ -463,14 +445,14 @@ private struct Validator {
         }
         var out: [String] = []
         for (i, n) in seq.enumerated() {
-            if let s = n.scalar?.string, !s.isEmpty { out.append(s) } else { problem("\(path)[\(i)]", "must be non-empty text") }
+            if let s = n.text, !s.isEmpty { out.append(s) } else { problem("\(path)[\(i)]", "must be non-empty text") }
         }
         return out
     }
 
-    mutating func bool(_ node: Node?, _ path: String) -> Bool? {
+    mutating func bool(_ node: YAMLNode?, _ path: String) -> Bool? {
         guard let node else { return nil }
-        switch node.scalar?.string.lowercased() {
+        switch node.text?.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
         default:
@@ -479,25 +461,25 @@ private struct Validator {
         }
     }
 
-    mutating func int(_ node: Node?, _ path: String, range: ClosedRange<Int>) -> Int? {
+    mutating func int(_ node: YAMLNode?, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let node else { return nil }
-        guard let v = node.scalar.flatMap({ Int($0.string) }), range.contains(v) else {
+        guard let v = node.text.flatMap({ Int($0) }), range.contains(v) else {
             problem(path, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
             return nil
         }
         return v
     }
 
-    mutating func duration(_ node: Node?, _ path: String) -> Duration? {
+    mutating func duration(_ node: YAMLNode?, _ path: String) -> Duration? {
         guard let node else { return nil }
-        guard let text = node.scalar?.string, let d = Duration(parsing: text) else {
-            problem(path, "must be a duration like 500ms, 10s, 2m or 1h, got '\(node.scalar?.string ?? "a list or mapping")'")
+        guard let text = node.text, let d = Duration(parsing: text) else {
+            problem(path, "must be a duration like 500ms, 10s, 2m or 1h, got '\(node.text ?? "a list or mapping")'")
             return nil
         }
         return d
     }
 
-    mutating func idPrefix(_ node: Node?, _ path: String) -> String {
+    mutating func idPrefix(_ node: YAMLNode?, _ path: String) -> String {
         guard let p = string(node, path) else { return "" }
         if p.contains("/") || p.contains("+") || p.contains("#") || p.contains(where: { $0.isWhitespace }) {
             problem(path, "must not contain '/', '+', '#' or spaces, got '\(p)'")
@@ -506,7 +488,7 @@ private struct Validator {
         return p
     }
 
-    mutating func readableFile(_ node: Node?, _ path: String) -> String? {
+    mutating func readableFile(_ node: YAMLNode?, _ path: String) -> String? {
         guard let file = string(node, path) else { return nil }
         if access(file, R_OK) != 0 {
             problem(path, "cannot read \(file): \(String(cString: strerror(errno)))")
@@ -516,7 +498,7 @@ private struct Validator {
     }
 
     /// A secret from a file (first line, trimmed) or, if no file is named, the environment.
-    mutating func secret(file node: Node?, _ path: String, env: String) -> String? {
+    mutating func secret(file node: YAMLNode?, _ path: String, env: String) -> String? {
         if let file = string(node, path) {
             guard let text = loader.readFile(file) else {
                 problem(path, "cannot read \(file): \(String(cString: strerror(errno)))")
