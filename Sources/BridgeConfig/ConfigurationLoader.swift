@@ -134,8 +134,13 @@ private struct Validator {
         do {
             root = try YAMLNode.parse(text)
         } catch {
-            // `line L, column C: problem (context at line L, column C)`: one line, no echo of the file.
-            problem("", "not valid YAML: \(error)")
+            if error.kind == .complexKey, let mark = error.mark {
+                // Valid YAML, but not a configuration: the parser refuses it without a key path.
+                problem("", "the configuration's keys must be plain text, not a list or mapping (\(mark))")
+            } else {
+                // `line L, column C: problem (context at line L, column C)`: one line, no echo of the file.
+                problem("", "not valid YAML: \(error)")
+            }
             return nil
         }
         let top = mapping(root, "", allowed: ["bridge", "mqtt", "docker", "podman", "proxmox", "defaults", "homeassistant"])

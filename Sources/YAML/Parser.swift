@@ -225,9 +225,8 @@ struct TreeBuilder {
     }
 
     private mutating func open(_ frame: Frame) throws(YAMLError) {
-        if let top = stack.last, top.isMapping, top.pendingKey == nil {
-            throw YAMLError(.complexKey, at: frame.mark, "a mapping key must be a scalar, not a \(frame.isMapping ? "mapping" : "sequence")")
-        }
+        // A collection as a key is refused once it is complete (in `complete`), so that a syntax
+        // error inside it (`{{{`) is reported as libyaml words it.
         if stack.count + 1 > limits.maxDepth {
             throw YAMLError(.tooDeep, at: frame.mark, "nested deeper than \(limits.maxDepth) levels")
         }
@@ -255,7 +254,6 @@ struct TreeBuilder {
             return
         }
         guard let key = built.node.scalar else {
-            // An alias of a collection used as a key (a collection written as a key is refused in open).
             throw YAMLError(.complexKey, at: mark, "a mapping key must be a scalar, not a \(built.node.mapping != nil ? "mapping" : "sequence")")
         }
         stack[i].pendingKey = (key, mark)

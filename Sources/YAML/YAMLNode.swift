@@ -156,14 +156,14 @@ public struct YAMLNode: Sendable, Equatable {
 /// … expand to 10⁹ nodes from a few hundred bytes).
 public struct YAMLLimits: Sendable, Hashable {
     /// The deepest nesting of sequences and mappings, aliased ones included (the top-level
-    /// collection is level 1). Default 512.
+    /// collection is level 1). Default 1000, the bound of the libyaml that Yams bundled.
     public var maxDepth: Int
     /// How many nodes all aliases of the document may stand for together, counting every node
     /// of every aliased subtree each time it is aliased. Default 100 000.
     public var maxAliasExpansion: Int
 
-    /// Limits: by default 512 levels and 100 000 nodes reached through aliases.
-    public init(maxDepth: Int = 512, maxAliasExpansion: Int = 100_000) {
+    /// Limits: by default 1000 levels and 100 000 nodes reached through aliases.
+    public init(maxDepth: Int = 1000, maxAliasExpansion: Int = 100_000) {
         self.maxDepth = maxDepth
         self.maxAliasExpansion = maxAliasExpansion
     }
