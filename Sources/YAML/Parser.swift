@@ -190,6 +190,12 @@ struct TreeBuilder {
 
     init(limits: YAMLLimits) { self.limits = limits }
 
+    /// a + b, or Int.max past it (aliases of aliases grow exponentially under a lifted limit).
+    private static func add(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
     mutating func add(_ event: Event) throws(YAMLError) {
         switch event {
         case .scalar(let anchor, let scalar, let mark):
@@ -199,7 +205,7 @@ struct TreeBuilder {
             if stack.count + target.height > limits.maxDepth {
                 throw YAMLError(.tooDeep, at: mark, "the alias *\(name) nests deeper than \(limits.maxDepth) levels")
             }
-            aliased += target.size
+            aliased = Self.add(aliased, target.size)
             if aliased > limits.maxAliasExpansion {
                 throw YAMLError(.aliasExpansion, at: mark, "aliases expand to more than \(limits.maxAliasExpansion) nodes")
             }
@@ -242,7 +248,7 @@ struct TreeBuilder {
             return
         }
         let i = stack.count - 1
-        stack[i].size += built.size
+        stack[i].size = Self.add(stack[i].size, built.size)
         stack[i].height = max(stack[i].height, built.height + 1)
         guard stack[i].isMapping else {
             stack[i].items.append(built.node)

@@ -172,6 +172,8 @@ public struct YAMLLimits: Sendable, Hashable {
 /// Why a text is not a YAML document this module accepts. Its description is one
 /// `line L, column C: problem` phrase, with libyaml's context where it gives one:
 /// `line 3, column 1: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 4)`.
+/// Keys it quotes (`duplicate key 'a'`) are as written, and may hold line breaks or escapes:
+/// make it safe before printing text that came from outside.
 public struct YAMLError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of problem.
     public enum Kind: Sendable, Hashable {

@@ -300,7 +300,7 @@ struct AnchorTests {
     }
 
     @Test("the billion laughs stop at the alias limit, at once and in little memory")
-    func billionLaughs() {
+    func billionLaughs() throws {
         var text = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
         for i in 1...9 {
             text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n"
@@ -312,6 +312,9 @@ struct AnchorTests {
         #expect(e?.kind == .aliasExpansion)
         #expect(e?.description.hasSuffix("aliases expand to more than 100000 nodes") == true, "\(String(describing: e))")
         #expect(error(text, limits: YAMLLimits(maxAliasExpansion: 10)) != nil)
+        var deeper = text
+        for i in 10...40 { deeper += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n" }
+        #expect(try parse(deeper, limits: YAMLLimits(maxAliasExpansion: .max)) != nil, "9^41 nodes: counted without overflow, and shared, not copied")
     }
 
     @Test("aliases within the limit are fine, and the limit counts what aliases stand for")
