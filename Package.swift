@@ -45,11 +45,15 @@ let package = Package(
         // One module per runtime.
         .target(
             name: "DockerProvider",
-            dependencies: ["IdlewatcherCore", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IdlewatcherCore", "HTTPClient", "ConfigReader", "YAML", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .target(
             name: "ProxmoxProvider",
-            dependencies: ["IdlewatcherCore", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IdlewatcherCore", "HTTPClient", "ConfigReader", "YAML", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
 
         // The MQTT surface: topics, commands, replies, statuses, resync, discovery.
@@ -62,23 +66,39 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Reading a configuration file with `path: problem` lines; the protocol a runtime module
+        // implements for its section.
+        .target(
+            name: "ConfigReader",
+            dependencies: ["IdlewatcherCore", "YAML", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
         // Extensions around the bridge, each a module of its own on the extension context.
         .target(
             name: "HomeAssistant",
             dependencies: ["IdlewatcherCore", "Bridge", "MQTTClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
+        // The idlewatcher: idle timers, leases, dependencies; an extension on the command service.
+        .target(
+            name: "IdlePolicy",
+            dependencies: ["IdlewatcherCore", "Bridge", "MQTTClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
         // Podman: the Engine API module with Podman's flavor.
         .target(
             name: "PodmanProvider",
-            dependencies: ["IdlewatcherCore", "DockerProvider", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IdlewatcherCore", "DockerProvider", "ConfigReader", "YAML", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
 
         // The YAML configuration, its validation and the wiring of runtimes from it.
         .target(
             name: "BridgeConfig",
             dependencies: [
-                "IdlewatcherCore", "Bridge", "HomeAssistant", "MQTTClient", "DockerProvider", "PodmanProvider",
+                "IdlewatcherCore", "Bridge", "HomeAssistant", "IdlePolicy", "MQTTClient", "ConfigReader", "DockerProvider",
+                "PodmanProvider",
                 "ProxmoxProvider", "HTTPClient",
                 "YAML",
                 .product(name: "Logging", package: "swift-log"),
@@ -109,7 +129,7 @@ let package = Package(
             name: "IdlewatcherCoreTests",
             dependencies: [
                 "IdlewatcherCore", "BridgeConfig", "Bridge", "HomeAssistant", "IdlewatcherTesting", "DockerProvider",
-                "PodmanProvider", "ProxmoxProvider", "MQTTClient", .product(name: "Logging", package: "swift-log"),
+                "PodmanProvider", "ProxmoxProvider", "MQTTClient", "IdlePolicy", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(

@@ -59,4 +59,18 @@ public struct ExtensionContext: Sendable {
     public func submit(_ command: Command, to runtime: RuntimeKind, _ id: String) async -> Reply {
         await commands.submit(command, to: runtime, id)
     }
+
+    /// Whether `runtime`/`id` is served by this bridge (else another bridge on the broker may serve it).
+    public func owns(_ runtime: RuntimeKind, _ id: String) -> Bool { commands.owns(runtime, id) }
+
+    /// Adds a step that runs before every `start`, `wake`, `unpause` and `restart`, inside the
+    /// container's queue slot (dependencies are woken here). Throwing fails the command with
+    /// that error, before the container is touched.
+    public func beforeWaking(_ step: @escaping CommandService.Prerequisite) { commands.addPrerequisite(step) }
+
+    /// The containers' network byte counters (in + out), for those of `ids` the runtime can
+    /// tell: Proxmox from its last poll (no request), Docker/Podman with one stats read each.
+    public func networkBytes(_ runtime: RuntimeKind, _ ids: [String]) async -> [String: UInt64] {
+        await commands.networkBytes(runtime, ids)
+    }
 }

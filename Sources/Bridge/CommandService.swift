@@ -17,6 +17,11 @@ public final class CommandService: Service, Sendable {
     let logger: Logger
     let queues: CommandQueues
     private let accepting = Atomic<Bool>(true)
+    /// Steps run before wake-like commands (dependencies), in the order they were added.
+    private let prerequisites = Mutex<[Prerequisite]>([])
+
+    /// A step before a wake-like command of `runtime`/`id`: throw to fail the command.
+    public typealias Prerequisite = @Sendable (_ command: Command, _ runtime: RuntimeKind, _ id: String) async throws -> Void
     /// Keys whose queue needs a worker, for ``run()`` to start.
     private let workerRequests: AsyncStream<CommandQueues.Key>
     private let requestWorker: AsyncStream<CommandQueues.Key>.Continuation
@@ -39,6 +44,20 @@ public final class CommandService: Service, Sendable {
     /// The description of the runtime `runtime` (how its commands are parsed), if this bridge serves it.
     public func description(of runtime: RuntimeKind) -> RuntimeDescription? {
         bindings.first { $0.runtime.kind == runtime }?.runtime.runtime
+    }
+
+    /// Adds a step that runs before wake-like commands (see ``ExtensionContext/beforeWaking(_:)``).
+    func addPrerequisite(_ p: @escaping Prerequisite) { prerequisites.withLock { $0.append(p) } }
+
+    /// Network byte counters of some containers of `runtime` (see ``ContainerRuntime/networkBytes(of:)``).
+    func networkBytes(_ runtime: RuntimeKind, _ ids: [String]) async -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for (i, b) in bindings.enumerated() where b.runtime.kind == runtime {
+            let mine = ids.filter { registry.endpointIndex(for: runtime, id: $0) == i }
+            guard !mine.isEmpty else { continue }
+            if let counters = try? await b.runtime.networkBytes(of: mine) { out.merge(counters) { a, _ in a } }
+        }
+        return out
     }
 
     /// Submits a command and waits for its reply.
@@ -162,6 +181,9 @@ public final class CommandService: Service, Sendable {
             }
         var ready: Bool? = nil
         do {
+            if CommandPlan.waitsForReadiness(action) {
+                for step in prerequisites.withLock({ $0 }) { try await step(job.command, binding.runtime.kind, job.id) }
+            }
             try await withDeadline(deadline, what: "\(action.rawValue) of \(job.id)") {
                 try await CommandPlan.perform(job.command, on: provider, stopTimeout: stopTimeout, known: knownStatus)
             }

@@ -15,6 +15,8 @@ public struct Topics: Sendable, Hashable {
     public func status(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/status" }
     public func command(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/command" }
     public func reply(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/reply" }
+    public func activity(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/activity" }
+    public func idle(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/idle" }
     public var bridgeState: String { "\(base)/bridge/\(bridgeID)/state" }
 
     public func commandFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/command" }

@@ -1,11 +1,9 @@
 import Bridge
-import DockerProvider
+import HomeAssistant
+import IdlePolicy
 import IdlewatcherCore
 import Logging
-import HomeAssistant
 import MQTTClient
-import PodmanProvider
-import ProxmoxProvider
 
 /// The services a configuration describes, wired together: the MQTT client and the bridge
 /// with its runtimes and extensions. Run them in a `ServiceGroup`, MQTT first.
@@ -22,29 +20,17 @@ public struct Application: Sendable {
         let topics = Topics(base: c.mqtt.baseTopic, bridgeID: c.bridgeID)
 
         var bindings: [RuntimeBinding] = []
-        for (flavor, endpoints) in [(EngineFlavor.docker, c.docker), (EngineFlavor.podman, c.podman)] {
-            for d in endpoints {
-                let configuration = DockerEndpointConfiguration(
-                    url: d.url, idPrefix: d.idPrefix, caFile: d.caFile, certFile: d.certFile, keyFile: d.keyFile)
-                let runtime =
-                    flavor.description.kind == .docker
-                    ? try DockerRuntime(configuration: configuration, logger: logger)
-                    : try Podman.runtime(configuration: configuration, logger: logger)
-                let policy = ExposurePolicy(
-                    include: Set(d.include), exclude: Set(d.exclude), protected: Set(d.protected),
-                    allow: Set(c.defaults.allow), stopTimeout: c.defaults.stopTimeout)
-                bindings.append(RuntimeBinding(runtime: runtime, policy: policy))
-            }
-        }
-        for p in c.proxmox {
-            if p.insecureSkipVerify {
-                logger.warning(
-                    "TLS certificate verification is OFF for Proxmox at \(p.url) (insecure_skip_verify): anyone on the path can read the API token. Prefer ca_file with /etc/pve/pve-root-ca.pem."
-                )
-            }
-            let runtime = try ProxmoxRuntime(configuration: p, logger: logger)
-            let policy = ExposurePolicy(allow: Set(c.defaults.allow), stopTimeout: c.defaults.stopTimeout)
-            bindings.append(RuntimeBinding(runtime: runtime, policy: policy))
+        for e in c.endpoints {
+            for w in e.warnings { logger.warning("\(w)") }
+            var runtimeLogger = logger
+            runtimeLogger[metadataKey: "runtime"] = "\(e.kind)"
+            let wakeTimeouts = Dictionary(
+                c.idle.containers.compactMap { ref, o in ref.runtime == e.kind ? o.wakeTimeout.map { (ref.id, $0) } : nil },
+                uniquingKeysWith: { a, _ in a })
+            let policy = ExposurePolicy(
+                include: Set(e.include), exclude: Set(e.exclude), protected: Set(e.protected), allow: Set(c.defaults.allow),
+                stopTimeout: c.defaults.stopTimeout, wakeTimeout: c.idle.wakeTimeout, wakeTimeouts: wakeTimeouts)
+            bindings.append(RuntimeBinding(runtime: try e.make(runtimeLogger), policy: policy))
         }
 
         let online = MQTTOutgoingMessage(topic: topics.bridgeState, payload: Array("online".utf8), retain: true, droppable: false)
@@ -55,7 +41,7 @@ public struct Application: Sendable {
             protocolVersion: c.mqtt.protocolVersion == "5" ? .v5 : .v311,
             keepAlive: Int32(c.mqtt.keepAlive.components.seconds), birth: online, will: offline,
             queueLimit: c.mqtt.queueLimit)
-        var extensions: [any BridgeExtension] = []
+        var extensions: [any BridgeExtension] = [IdlePolicy(configuration: c.idle, topics: topics)]
         if c.homeAssistant.enabled {
             extensions.append(
                 HomeAssistantDiscovery(

@@ -1,6 +1,6 @@
-import DockerProvider
+import ConfigReader
+import IdlePolicy
 import IdlewatcherCore
-import ProxmoxProvider
 
 /// The whole configuration file, validated. Secrets are already read (from files or the
 /// environment) and are never printed: `description`s leave them out.
@@ -22,17 +22,6 @@ public struct Configuration: Sendable {
         public var keepAlive: Duration = .seconds(30)
     }
 
-    public struct Docker: Sendable {
-        public var url = "unix:///var/run/docker.sock"
-        public var idPrefix = ""
-        public var include: [String] = []
-        public var exclude: [String] = []
-        public var protected: [String] = []
-        public var caFile: String?
-        public var certFile: String?
-        public var keyFile: String?
-    }
-
     public struct Defaults: Sendable {
         public var stopTimeout: Duration = .seconds(10)
         public var allow: [Action] = Action.allCases
@@ -50,11 +39,23 @@ public struct Configuration: Sendable {
     /// `bridge.health_file`: where the running bridge keeps its health for `idlewatcher-bridge health`.
     public var healthFile: String
     public var mqtt: MQTT
-    public var docker: [Docker] = []
-    /// `podman:`: the same keys as `docker:`, default URL `unix:///run/podman/podman.sock`.
-    public var podman: [Docker] = []
-    public var proxmox: [ProxmoxEndpointConfiguration] = []
-    /// Per Proxmox entry: the `include`/`exclude`-like policy keys do not apply; kept for symmetry.
+    /// Every runtime endpoint of every section (`docker:`, `podman:`, `proxmox:`), in the order
+    /// of the registered runtime modules and of the file.
+    public var endpoints: [RuntimeEndpoint] = []
     public var defaults = Defaults()
     public var homeAssistant = HomeAssistant()
+    /// `idle:`: timers, leases, readiness, dependencies.
+    public var idle = IdleConfiguration()
+
+    /// The endpoints of one runtime.
+    public func endpoints(_ kind: RuntimeKind) -> [RuntimeEndpoint] { endpoints.filter { $0.kind == kind } }
+
+    /// `check-config`'s summary: "1 Docker endpoint(s), 0 Proxmox cluster(s)" (every runtime
+    /// with an entry, and Docker and Proxmox always).
+    public var summary: String {
+        runtimeModules.compactMap { m -> String? in
+            let n = endpoints(m.description.kind).count
+            return n > 0 || m.section == "docker" || m.section == "proxmox" ? "\(n) \(m.countNoun)" : nil
+        }.joined(separator: ", ")
+    }
 }

@@ -95,6 +95,24 @@ public final class DockerRuntime: ContainerRuntime {
 
     public func close() async { api.http.shutdown() }
 
+    /// One `stats?stream=false&one-shot=true` read per container: `rx_bytes + tx_bytes` over its
+    /// networks. A container without a network (or not running) is left out.
+    public func networkBytes(of ids: [String]) async throws -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for id in ids {
+            guard let c = provider(for: id) as? DockerContainer,
+                let r = try? await api.request("GET", "/containers/\(FormEncoding.percentEncode(c.name))/stats?stream=false&one-shot=true"),
+                r.status == 200, let json = try? JSON.parse(r.body, maxDepth: 16), let networks = json["networks"]?.object
+            else { continue }
+            var total: UInt64 = 0
+            for (_, n) in networks {
+                total &+= UInt64(max(0, n["rx_bytes"]?.int64 ?? 0)) &+ UInt64(max(0, n["tx_bytes"]?.int64 ?? 0))
+            }
+            out[id] = total
+        }
+        return out
+    }
+
     // MARK: events
 
     public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {

@@ -31,6 +31,9 @@ extension Duration {
             } else if s[i] == UInt8(ascii: "h") {
                 unitMillis = 3_600_000
                 i += 1
+            } else if s[i] == UInt8(ascii: "d") {
+                unitMillis = 86_400_000
+                i += 1
             } else {
                 return nil
             }

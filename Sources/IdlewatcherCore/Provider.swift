@@ -93,6 +93,9 @@ public protocol ContainerRuntime: Sendable {
     /// order (the next one waits for the handler to return). Returns or throws when the
     /// connection is lost; never reports `.unavailable` itself.
     func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws
+    /// The network byte counters (received + sent, since the container started) of the running
+    /// containers among `ids`; ids it cannot tell are left out.
+    func networkBytes(of ids: [String]) async throws -> [String: UInt64]
     /// Tells the runtime its connection was lost (for its log: `first` for the failure that
     /// made it unavailable, then each failed retry).
     func connectionLost(_ error: BridgeError, first: Bool)

@@ -58,6 +58,69 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     public var description: String { rfc3339 }
 
+    /// Parses RFC 3339 as this bridge writes it and as people do: `2026-12-02T10:00:00Z`,
+    /// with up to nine fractional digits, `Z` or a `±hh:mm` offset. Nil for anything else.
+    public init?(rfc3339 text: String) {
+        let b = Array(text.utf8)
+        func num(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= b.count else { return nil }
+            var n: Int64 = 0
+            for k in from..<(from + count) {
+                guard b[k] >= 48, b[k] <= 57 else { return nil }
+                n = n * 10 + Int64(b[k] - 48)
+            }
+            return n
+        }
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t"),
+            b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
+            let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let se = num(17, 2),
+            (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61
+        else { return nil }
+        var i = 19
+        var nanos: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, b[i] >= 48, b[i] <= 57 {
+                if digits < 9 { nanos = nanos * 10 + Int64(b[i] - 48) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            var scale = digits
+            while scale < 9 {
+                nanos *= 10
+                scale += 1
+            }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { return nil }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"), let oh = num(i + 1, 2), i + 3 < b.count,
+            b[i + 3] == UInt8(ascii: ":"), let om = num(i + 4, 2)
+        {
+            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        let days = Self.days(fromCivil: y, Int64(mo), Int64(d))
+        let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset
+        self.init(nanoseconds: secs * 1_000_000_000 + nanos)
+    }
+
+    // Howard Hinnant's days-from-civil algorithm.
+    private static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
     private static func append(_ value: Int, width: Int, to out: inout String) {
         let digits = String(value)
         if digits.count < width { out.append(String(repeating: "0", count: width - digits.count)) }

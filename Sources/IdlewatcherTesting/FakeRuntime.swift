@@ -21,6 +21,7 @@ public final class FakeRuntime: ContainerRuntime {
         var labels: [String: String]
         /// Whether its "healthcheck" passes (a running container is ready when it does).
         var healthy = true
+        var netBytes: UInt64? = nil
     }
 
     struct State: Sendable {
@@ -51,6 +52,11 @@ public final class FakeRuntime: ContainerRuntime {
     /// Adds a container (id = prefix + name) without an event, as if it existed before.
     public func add(_ name: String, status: ContainerStatus = .running, labels: [String: String] = [:]) {
         state.withLock { $0.containers[idPrefix + name] = Container(name: name, status: status, labels: labels) }
+    }
+
+    /// Sets the container's network byte counter (nil: it has none).
+    public func setNetworkBytes(_ name: String, _ bytes: UInt64?) {
+        state.withLock { $0.containers[idPrefix + name]?.netBytes = bytes }
     }
 
     /// Whether the container's "healthcheck" passes from now on.
@@ -102,6 +108,14 @@ public final class FakeRuntime: ContainerRuntime {
     }
 
     public func provider(for id: String) -> any Provider { FakeContainer(id: id, runtime: self) }
+
+    public func networkBytes(of ids: [String]) async throws -> [String: UInt64] {
+        state.withLock { s in
+            var out: [String: UInt64] = [:]
+            for id in ids { if let c = s.containers[id], c.status == .running, let n = c.netBytes { out[id] = n } }
+            return out
+        }
+    }
 
     public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {
         let (stream, continuation) = AsyncStream<RuntimeUpdate>.makeStream()

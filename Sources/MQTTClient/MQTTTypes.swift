@@ -12,13 +12,16 @@ public struct MQTTOutgoingMessage: Sendable, Hashable {
     public var qos: Int32
     /// MQTT 5 Correlation Data (echoed in replies to a Response Topic).
     public var correlationData: [UInt8]?
+    /// MQTT 5 Response Topic, for a request this bridge sends (a wake to another bridge).
+    public var responseTopic: String?
     /// Whether an overflowing queue may drop this message (events) or must keep it (replies, statuses).
     public var droppable: Bool
 
     public init(
-        topic: String, payload: [UInt8], retain: Bool = false, qos: Int32 = 1, correlationData: [UInt8]? = nil,
-        droppable: Bool = true
+        topic: String, payload: [UInt8], retain: Bool = false, qos: Int32 = 1, responseTopic: String? = nil,
+        correlationData: [UInt8]? = nil, droppable: Bool = true
     ) {
+        self.responseTopic = responseTopic
         self.topic = topic
         self.payload = payload
         self.retain = retain

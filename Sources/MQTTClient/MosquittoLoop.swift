@@ -359,6 +359,9 @@ final class MosquittoLoop: @unchecked Sendable {
                 mosquitto_property_add_binary(&props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), p.baseAddress, UInt16(clamping: p.count))
             }
         }
+        if let topic = m.responseTopic, configuration.protocolVersion == .v5 {
+            mosquitto_property_add_string(&props, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), topic)
+        }
         defer { mosquitto_property_free_all(&props) }
         let rc = m.payload.withUnsafeBytes { p in
             mosquitto_publish_v5(mosq, mid, m.topic, Int32(p.count), p.baseAddress, m.qos, m.retain, props)

@@ -1,6 +1,8 @@
+import ConfigReader
 import DockerProvider
 import IdlewatcherCore
 import Logging
+import YAML
 
 extension RuntimeKind {
     /// Podman, `<base>/podman/<name>/…`.
@@ -20,14 +22,17 @@ extension EngineFlavor {
         unpausesBeforeStop: true, drivesHealthchecks: true, listsHealth: false)
 }
 
-/// Podman endpoints: a Podman service's API socket (`unix:///run/podman/podman.sock`, or
-/// `tcp://host:port`), driven through the Engine API module.
-public enum Podman {
+/// Podman's API service: the `podman:` section, with the same keys as `docker:` and the
+/// default URL `unix:///run/podman/podman.sock` (a root Podman service).
+public enum PodmanModule: RuntimeModule {
+    public static let description = EngineFlavor.podman.description
+    public static let section = "podman"
+    public static let countNoun = "Podman endpoint(s)"
     /// The default socket of a root Podman service.
     public static let defaultURL = "unix:///run/podman/podman.sock"
 
-    /// A runtime for one Podman service.
-    public static func runtime(configuration: DockerEndpointConfiguration, logger: Logger) throws -> DockerRuntime {
-        try DockerRuntime(configuration: configuration, flavor: .podman, logger: logger, ownContainer: nil)
+    public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
+        // The bridge never runs inside a Podman container it drives through this API: no own-container guard.
+        EngineSection.endpoint(node, path: path, reader: &reader, flavor: .podman, defaultURL: defaultURL, ownContainer: nil)
     }
 }

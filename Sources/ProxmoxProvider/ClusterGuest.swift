@@ -12,6 +12,8 @@ struct ClusterGuest: Sendable, Hashable {
     /// `running`, `stopped`, or `unknown` while the node is offline.
     var status: String
     var template: Bool
+    /// Bytes received and sent by the guest (pvestatd's counters), when listed.
+    var netBytes: UInt64?
 
     init(vmid: Int, type: String = "lxc", node: String, name: String, status: String, template: Bool = false) {
         self.vmid = vmid
@@ -30,6 +32,9 @@ struct ClusterGuest: Sendable, Hashable {
         self.name = json["name"]?.string ?? "CT\(vmid)"
         self.status = json["status"]?.string ?? "unknown"
         self.template = (json["template"]?.int64 ?? 0) == 1 || json["template"]?.bool == true
+        if let i = json["netin"]?.int64, let o = json["netout"]?.int64, i >= 0, o >= 0 {
+            self.netBytes = UInt64(i) &+ UInt64(o)
+        }
     }
 
     var ref: String { "\(node)/\(vmid)" }

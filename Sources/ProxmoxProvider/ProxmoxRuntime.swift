@@ -24,6 +24,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
     private struct Shared {
         /// vmid → node, for every exposed CT of the last listing (providers address CTs by node).
         var locations: [Int: String] = [:]
+        /// Network byte counters of the running guests of the last read.
+        var netBytes: [Int: UInt64] = [:]
         /// CTs known to be suspended: the task list that says so may have scrolled away.
         var suspended: Set<Int> = []
         /// Statuses that operations confirmed, in order, for the poller (the newest few thousand).
@@ -64,8 +66,22 @@ public final class ProxmoxRuntime: ContainerRuntime {
         let guests = try await api.clusterGuests().filter(exposes)
         shared.withLock { s in
             s.locations = Dictionary(guests.map { ($0.vmid, $0.node) }, uniquingKeysWith: { a, _ in a })
+            s.netBytes = Dictionary(
+                guests.compactMap { g in g.status == "running" ? g.netBytes.map { (g.vmid, $0) } : nil },
+                uniquingKeysWith: { a, _ in a })
         }
         return guests
+    }
+
+    /// From the last `/cluster/resources` read: no request of its own.
+    public func networkBytes(of ids: [String]) async throws -> [String: UInt64] {
+        let counters = shared.withLock { $0.netBytes }
+        var out: [String: UInt64] = [:]
+        for id in ids {
+            let rest = id.hasPrefix(configuration.idPrefix) ? String(id.dropFirst(configuration.idPrefix.count)) : id
+            if let vmid = Int(rest), let n = counters[vmid] { out[id] = n }
+        }
+        return out
     }
 
     /// The statuses of a listing: `running`/`stopped` as listed, `paused` for stopped CTs whose

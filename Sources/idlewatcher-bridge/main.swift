@@ -84,8 +84,7 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         do {
             let c = try ConfigurationLoader().load(path: config)
-            let podman = c.podman.isEmpty ? "" : ", \(c.podman.count) Podman endpoint(s)"
-            print("\(config): OK (bridge \(c.bridgeID), \(c.docker.count) Docker endpoint(s)\(podman), \(c.proxmox.count) Proxmox cluster(s))")
+            print("\(config): OK (bridge \(c.bridgeID), \(c.summary))")
         } catch {
             for p in error.problems { print(p.description) }
             throw ExitCode(1)

@@ -6,10 +6,23 @@ import Testing
 @Suite("Durations, signals, timestamps")
 struct VocabularyTests {
     @Test("durations as the contract writes them", arguments: [
-        ("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("0s", 0),
+        ("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("0s", 0), ("7d", 604_800_000), ("1d12h", 129_600_000),
     ])
     func durations(_ text: String, _ millis: Int64) {
         #expect(Duration(parsing: text)?.wholeMilliseconds == millis)
+    }
+
+    @Test("timestamps read back what the bridge writes, and RFC 3339 as people write it")
+    func timestampsRoundTrip() throws {
+        for ns: Int64 in [0, 1_796_185_977_342_188_000, 1_800_000_000_000_000_000, 951_782_400_123_456_000] {
+            let t = Timestamp(nanoseconds: ns)
+            #expect(Timestamp(rfc3339: t.rfc3339) == t, "\(t.rfc3339)")
+        }
+        #expect(Timestamp(rfc3339: "2026-12-02T10:00:00Z")?.rfc3339 == "2026-12-02T10:00:00.000000Z")
+        #expect(Timestamp(rfc3339: "2026-12-02T11:30:00.5+01:30")?.rfc3339 == "2026-12-02T10:00:00.500000Z")
+        for bad in ["", "2026-12-02", "2026-12-02T10:00:00", "2026-13-02T10:00:00Z", "2026-12-02T10:00:00Zx", "2026-12-02T10:00:00.Z"] {
+            #expect(Timestamp(rfc3339: bad) == nil, "\(bad)")
+        }
     }
 
     @Test("not durations", arguments: ["", "10", "s", "10x", "-1s", "1.5s", "99999999999999999999h"])

@@ -1,0 +1,49 @@
+import IdlewatcherCore
+import Logging
+import YAML
+
+/// A runtime as the configuration knows it: its top-level section, how to read one entry of
+/// it (with `check-config` problems), and how to build the endpoint. Each runtime module
+/// provides one; BridgeConfig registers them in one line (`RuntimeModules.swift`).
+public protocol RuntimeModule {
+    /// What the runtime is: topic segment, names, what its commands accept.
+    static var description: RuntimeDescription { get }
+    /// The top-level configuration key: `docker`, `podman`, `proxmox`. A list of entries.
+    static var section: String { get }
+    /// How `check-config` counts its entries: "Docker endpoint(s)".
+    static var countNoun: String { get }
+    /// Reads one entry of the section (problems go to `reader`, with `path` in front); nil if
+    /// it cannot be used.
+    static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint?
+}
+
+/// One configured endpoint of a runtime, ready to build.
+public struct RuntimeEndpoint: Sendable {
+    public var kind: RuntimeKind
+    /// As configured, for messages (never with credentials).
+    public var url: String
+    public var idPrefix: String
+    /// Container names: empty `include` means all.
+    public var include: [String]
+    public var exclude: [String]
+    /// Names the bridge never acts on (only `status`).
+    public var protected: [String]
+    /// Lines for the log at start (an insecure setting, say); never a secret.
+    public var warnings: [String]
+    /// Builds the runtime. No I/O: its HTTP client starts with the first request.
+    public var make: @Sendable (Logger) throws -> any ContainerRuntime
+
+    public init(
+        kind: RuntimeKind, url: String, idPrefix: String, include: [String] = [], exclude: [String] = [],
+        protected: [String] = [], warnings: [String] = [], make: @escaping @Sendable (Logger) throws -> any ContainerRuntime
+    ) {
+        self.kind = kind
+        self.url = url
+        self.idPrefix = idPrefix
+        self.include = include
+        self.exclude = exclude
+        self.protected = protected
+        self.warnings = warnings
+        self.make = make
+    }
+}

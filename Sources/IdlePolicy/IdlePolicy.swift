@@ -1,0 +1,120 @@
+import Bridge
+import IdlewatcherCore
+import Logging
+import MQTTClient
+import Synchronization
+
+/// The idlewatcher: puts idle-managed containers to sleep when nothing has kept them awake for
+/// their idle timeout, and wakes their dependencies first when they are woken.
+///
+/// A ``BridgeExtension``: it acts only through the command service (same queue, allow-list,
+/// protected containers and events as a command over MQTT). Activity comes from
+/// `<base>/<runtime>/<id>/activity` (touches and leases), from wake-like commands, from a
+/// container becoming running by any means, and optionally from network traffic. Each
+/// idle-managed container's state is retained on `<base>/<runtime>/<id>/idle`, and a restarted
+/// bridge takes it back.
+public final class IdlePolicy: BridgeExtension {
+    public let name = "idle"
+    public let configuration: IdleConfiguration
+    let topics: Topics
+    /// How often timers are looked at.
+    static let tickInterval = Duration.milliseconds(200)
+
+    public init(configuration: IdleConfiguration, topics: Topics) {
+        self.configuration = configuration
+        self.topics = topics
+    }
+
+    /// Topic of the marker this bridge sends itself after subscribing: when it comes back,
+    /// every retained idle state has arrived before it.
+    var markerTopic: String { "\(topics.base)/bridge/\(topics.bridgeID)/idle" }
+
+    public var subscriptions: [MQTTSubscription] {
+        [
+            MQTTSubscription(filter: "\(topics.base)/+/+/activity", retainHandling: .doNotSend, retainAsPublished: true),
+            MQTTSubscription(filter: "\(topics.base)/+/+/idle", retainHandling: .send),
+            MQTTSubscription(filter: "\(topics.base)/+/+/reply", retainHandling: .doNotSend),
+        ]
+    }
+
+    public func run(_ context: ExtensionContext) async {
+        let book = IdleBook(configuration: configuration, topics: context.topics, logger: context.logger)
+        let waker = DependencyWaker(book: book, context: context)
+        context.beforeWaking { command, runtime, id in
+            try await waker.wakeDependencies(of: ContainerRef(runtime, id), for: command)
+        }
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await m in context.messages { await self.handle(m, book: book, waker: waker, context: context) }
+            }
+            group.addTask {
+                for await change in context.changes {
+                    if case .brokerConnected = change {
+                        context.publish(MQTTOutgoingMessage(topic: self.markerTopic, payload: [], droppable: false))
+                    }
+                    self.perform(await book.apply(change, now: .now()), book: book, context: context)
+                }
+            }
+            group.addTask {
+                // If the marker never comes back (a broker that drops it), take timers live anyway.
+                try? await Task.sleep(for: .seconds(5))
+                await book.markRestored()
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.tickInterval)
+                    self.perform(await book.tick(now: .now()), book: book, context: context)
+                }
+            }
+            // Labels may set a threshold too: the loop reads nothing while no container watches traffic.
+            group.addTask { await self.watchTraffic(book: book, context: context) }
+        }
+    }
+
+    private func handle(_ m: MQTTIncomingMessage, book: IdleBook, waker: DependencyWaker, context: ExtensionContext) async {
+        if m.topic == markerTopic {
+            await book.markRestored()
+            return
+        }
+        guard let (runtime, id, leaf) = context.topics.parse(m.topic) else { return }
+        let ref = ContainerRef(runtime, id)
+        switch leaf {
+        case "activity" where context.owns(runtime, id):
+            await book.activity(ref, payload: m.payload, retained: m.retain, now: .now())
+        case "idle" where m.retain && context.owns(runtime, id):
+            await book.retainedIdleState(ref, payload: m.payload, now: .now())
+        case "reply":
+            await waker.sawReply(m)
+        default:
+            break
+        }
+    }
+
+    /// Publishes and submits what the book decided.
+    private func perform(_ work: IdleBook.Work, book: IdleBook, context: ExtensionContext) {
+        for m in work.publish { context.publish(m) }
+        for (ref, action) in work.sleep {
+            context.logger.info(
+                "\(ref) is idle: \(action.rawValue)", metadata: ["runtime": "\(ref.runtime)", "container": "\(ref.id)"])
+            Task {
+                let reply = await context.submit(Command(action: action.action, requestID: "idle"), to: ref.runtime, ref.id)
+                await book.slept(ref, reply, now: .now())
+            }
+        }
+    }
+
+    /// Reads network counters every `traffic_interval` for the containers that watch traffic.
+    private func watchTraffic(book: IdleBook, context: ExtensionContext) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.trafficInterval)
+            let refs = await book.trafficWatched()
+            guard !refs.isEmpty else { continue }
+            var counters: [ContainerRef: UInt64] = [:]
+            for runtime in Set(refs.map(\.runtime)).sorted() {
+                let ids = refs.filter { $0.runtime == runtime }.map(\.id)
+                for (id, bytes) in await context.networkBytes(runtime, ids) { counters[ContainerRef(runtime, id)] = bytes }
+            }
+            await book.sampled(counters, now: .now())
+        }
+    }
+}
