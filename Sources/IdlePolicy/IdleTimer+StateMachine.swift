@@ -57,15 +57,13 @@ struct IdleTimer: Sendable, Equatable {
         }
     }
 
-    /// Drops the leases whose ttl ended; true if any did. An ended lease is activity at its end
-    /// (the timer runs from then, not from before the lease).
+    /// Drops the leases whose ttl ended; true if any did. The end of a ttl is not activity:
+    /// the timer runs from the last activity (the lease message was one), so a container whose
+    /// timeout has passed sleeps as soon as its last lease ends.
     mutating func expireLeases(at now: Timestamp) -> Bool {
         let ended = leases.filter { $0.value.until.map { $0 <= now } ?? false }
         guard !ended.isEmpty else { return false }
-        for (holder, lease) in ended {
-            leases.removeValue(forKey: holder)
-            if let until = lease.until, until > lastActivity { lastActivity = until }
-        }
+        for holder in ended.keys { leases.removeValue(forKey: holder) }
         return true
     }
 

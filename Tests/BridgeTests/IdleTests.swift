@@ -1,0 +1,197 @@
+import Foundation
+import IdlewatcherTesting
+import Testing
+
+extension TestEnvironment {
+    /// The last idle state a subscriber saw for `id` (nil: none yet; "" payload: cleared).
+    func idleState(_ id: String) -> ObservedMessage? { observer.messages(on: topic(id, "idle")).last }
+
+    /// Publishes on the container's activity topic as a media player or a person would.
+    func activity(_ id: String, _ payload: String, retain: Bool = false) throws {
+        try MQTT.publish(broker: broker, topic: topic(id, "activity"), payload: payload, retain: retain)
+    }
+
+    /// When the container's status last turned `status`, as the subscriber received it (seconds since 1970).
+    func statusTime(_ id: String, _ status: String) -> Double? {
+        observer.messages(on: topic(id, "status")).last { $0.string("status") == status }?.receivedAt
+    }
+
+    /// Watches for `window`: true if `id`'s container kept running all along.
+    func staysRunning(_ id: String, for window: Duration) async throws -> Bool {
+        let end = ContinuousClock.now + window
+        while ContinuousClock.now < end {
+            if docker.state(id) != "running" { return false }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return docker.state(id) == "running"
+    }
+}
+
+/// The idle policy (contract v1.1, "Idle policy") on real containers and a real broker.
+@Suite("Idle timers, activity and leases")
+struct IdleTests {
+    static let idle3s = ["idlewatcher.idle_timeout": "3s"]
+
+    @Test("a container with a 3 s idle timeout is stopped 3 s after its last activity, another paused; not before")
+    func sleepsOnTime() async throws {
+        try await withEnvironment { env in
+            let stop = try env.docker.runQuickStopper("stop", labels: Self.idle3s)
+            let pause = try env.docker.run("pause", labels: Self.idle3s.merging(["idlewatcher.idle_action": "pause"]) { a, _ in a })
+            try await env.startBridge()
+            let state = try await env.observer.waitFor(env.topic(stop, "idle")) { !$0.payload.isEmpty }
+            #expect((state.json?["timeout_s"] as? Int) == 3)
+            #expect(state.string("action") == "stop")
+            #expect(state.string("bridge") == env.bridgeID)
+            #expect(state.json?["holders"] as? [Any] != nil)
+            let lastActivity = try #require(state.string("last_activity").flatMap(Self.seconds))
+            let sleepsAt = try #require(state.string("sleeps_at").flatMap(Self.seconds))
+            #expect(abs(sleepsAt - lastActivity - 3) < 0.01)
+            try await env.waitForStatus(stop, "stopped", timeout: .seconds(15))
+            try await env.waitForStatus(pause, "paused", timeout: .seconds(15))
+            #expect(env.docker.state(stop) == "exited")
+            #expect(env.docker.state(pause) == "paused")
+            let stoppedAt = try #require(env.statusTime(stop, "stopped"))
+            #expect(stoppedAt - lastActivity >= 3.0, "put to sleep early: \(stoppedAt - lastActivity) s")
+            #expect(stoppedAt - lastActivity < 4.5, "put to sleep late: \(stoppedAt - lastActivity) s")
+            let events = env.eventActions(stop)
+            #expect(events.contains("die"), "the runtime's own events: \(events)")
+            try await eventually("the idle state says it sleeps (sleeps_at null)") {
+                env.idleState(stop)?.json?["sleeps_at"] is NSNull
+            }
+        }
+    }
+
+    @Test("a touch postpones the sleep; a lease without ttl holds it until released; a ttl that ends lets it sleep")
+    func touchesAndLeases() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("leased", labels: Self.idle3s)
+            try await env.startBridge()
+            try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
+            // A touch at 2 s: asleep not before 3 s after it.
+            try await Task.sleep(for: .seconds(2))  // the scenario's own timeline, not synchronisation
+            try env.activity(name, "")
+            let touched = Date().timeIntervalSince1970
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
+            #expect(try #require(env.statusTime(name, "stopped")) - touched >= 2.9)
+
+            // A lease without ttl: awake well past the timeout, until released.
+            try await env.command(name, ["action": "start"])
+            try env.activity(name, #"{"holder":"tv"}"#)
+            try await eventually("the lease in the idle state") {
+                (env.idleState(name)?.json?["holders"] as? [[String: Any]])?.first?["holder"] as? String == "tv"
+            }
+            #expect(env.idleState(name)?.json?["sleeps_at"] is NSNull)
+            #expect(try await env.staysRunning(name, for: .seconds(6)), "put to sleep while a lease was held")
+            try env.activity(name, #"{"holder":"tv","release":true}"#)
+            let released = Date().timeIntervalSince1970
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
+            #expect(try #require(env.statusTime(name, "stopped")) - released >= 2.9, "the release is activity too")
+
+            // A lease with a 5 s ttl: awake until it ends (past the 3 s timeout), then asleep.
+            try await env.command(name, ["action": "wake"])
+            try env.activity(name, #"{"holder":"game","ttl":"5s"}"#)
+            let leased = Date().timeIntervalSince1970
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
+            let slept = try #require(env.statusTime(name, "stopped")) - leased
+            #expect(slept >= 4.9 && slept < 7, "slept \(slept) s after a 5 s lease")
+        }
+    }
+
+    @Test("a retained activity message changes nothing")
+    func retainedActivity() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("retained", labels: Self.idle3s)
+            try await env.startBridge()
+            let first = try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
+            let lastActivity = try #require(first.string("last_activity").flatMap(Self.seconds))
+            try env.activity(name, #"{"holder":"ghost"}"#, retain: true)
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
+            let stoppedAt = try #require(env.statusTime(name, "stopped"))
+            #expect(stoppedAt - lastActivity < 4.5, "a retained lease kept it awake")
+            #expect(env.observer.messages(on: env.topic(name, "idle")).allSatisfy { m in
+                ((m.json?["holders"] as? [[String: Any]]) ?? []).isEmpty
+            })
+            try env.activity(name, "", retain: true)  // clear it
+            #expect(env.bridge!.log.contains("ignored a retained activity message"))
+        }
+    }
+
+    @Test("SIGKILL the bridge while a lease is held, start it again: the lease holds")
+    func leaseSurvivesRestart() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("survivor", labels: Self.idle3s)
+            try await env.startBridge()
+            try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
+            try env.activity(name, #"{"holder":"tv"}"#)
+            try await eventually("the lease retained") {
+                (env.idleState(name)?.json?["holders"] as? [[String: Any]])?.count == 1
+            }
+            env.bridge!.child.signal(SIGKILL)
+            try await eventually("the will says offline") {
+                env.observer.messages(on: env.stateTopic).last?.payload == "offline"
+            }
+            try await env.startBridge()
+            #expect(try await env.staysRunning(name, for: .seconds(6)), "the restarted bridge forgot the lease")
+            let holders = env.idleState(name)?.json?["holders"] as? [[String: Any]]
+            #expect(holders?.first?["holder"] as? String == "tv")
+            try env.activity(name, #"{"holder":"tv","release":true}"#)
+            try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
+        }
+    }
+
+    @Test("an idle action that is not allowed, and a protected container: never put to sleep, and the log says so")
+    func notAllowed() async throws {
+        try await withEnvironment { env in
+            let narrow = try env.docker.runQuickStopper(
+                "narrow", labels: Self.idle3s.merging(["idlewatcher.allow": "status,wake"]) { a, _ in a })
+            let guarded = try env.docker.runQuickStopper("guarded", labels: Self.idle3s)
+            try await env.startBridge(dockerExtra: "    protected: [\(guarded)]")
+            try await env.observer.waitFor(env.topic(narrow, "idle")) { !$0.payload.isEmpty }
+            #expect(env.idleState(narrow)?.json?["sleeps_at"] is NSNull)
+            #expect(try await env.staysRunning(narrow, for: .seconds(5)))
+            #expect(env.docker.state(guarded) == "running")
+            let log = env.bridge!.log
+            #expect(log.contains("docker/\(narrow) is idle-managed but its idle action stop is not allowed"), "\(log.suffix(3000))")
+            #expect(log.contains("docker/\(guarded) is idle-managed but its idle action stop is not allowed"))
+        }
+    }
+
+    @Test("bad activity payloads change nothing, and are logged once a minute at most")
+    func badActivity() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("fuzzed", labels: ["idlewatcher.idle_timeout": "1h"])
+            try await env.startBridge()
+            let first = try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
+            var rng = SystemRandomNumberGenerator()
+            var payloads = [
+                "{", "{}", #"{"holder":""}"#, #"{"holder":5}"#, #"{"holder":"x","ttl":"0s"}"#, #"{"holder":"x","ttl":"8d"}"#,
+                #"{"holder":"x","ttl":3}"#, #"{"holder":"x","colour":"red"}"#, #"{"holder":"x","release":"yes"}"#,
+                #"{"holder":"x","release":true,"ttl":"1h"}"#, "{" + String(repeating: "a", count: 5000) + "}",
+                #"{"holder":"\#(String(repeating: "h", count: 129))"}"#, "[1,2]",
+            ]
+            for _ in 0..<30 {
+                var junk = "{"
+                for _ in 0..<Int.random(in: 1...40, using: &rng) { junk.append(Character(UnicodeScalar(UInt8.random(in: 32...126, using: &rng)))) }
+                payloads.append(junk)
+            }
+            for p in payloads where !p.hasPrefix("[") { try env.activity(name, p) }
+            // A probe touch after them: once its effect shows, every bad one was handled before it.
+            try await Task.sleep(for: .milliseconds(1100))  // a later last_activity than the first state, by more than the rate limit
+            try env.activity(name, "probe")
+            try await eventually("the probe's touch") {
+                env.idleState(name)?.string("last_activity") != first.string("last_activity")
+            }
+            for m in env.observer.messages(on: env.topic(name, "idle")) {
+                #expect(((m.json?["holders"] as? [[String: Any]]) ?? []).isEmpty, "a bad payload took a lease: \(m.payload)")
+            }
+            let lines = env.bridge!.log.split(separator: "\n").filter { $0.contains("ignored an activity message") }
+            #expect(lines.count == 1, "\(lines.count) log lines for \(payloads.count) bad payloads")
+        }
+    }
+
+    static func seconds(_ rfc3339: String) -> Double? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: rfc3339)?.timeIntervalSince1970
+    }
+}
