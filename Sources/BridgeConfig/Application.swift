@@ -46,7 +46,7 @@ public struct Application: Sendable {
             extensions.append(
                 HomeAssistantDiscovery(
                     prefix: c.homeAssistant.prefix, removeAfter: c.homeAssistant.removeAfter, version: version,
-                    bridgeID: c.bridgeID))
+                    bridgeID: c.bridgeID, baseTopic: c.mqtt.baseTopic))
         }
         var mqttLogger = logger
         mqttLogger[metadataKey: "component"] = "mqtt"

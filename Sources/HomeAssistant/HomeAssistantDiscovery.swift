@@ -25,10 +25,18 @@ public final class HomeAssistantDiscovery: BridgeExtension {
         var published: [String: [String: [UInt8]]] = [:]
         /// Containers gone, and when their entities go.
         var pendingRemoval: [String: ContinuousClock.Instant] = [:]
+        /// The last snapshot of every exposed container, by key.
+        var containers: [String: ContainerSnapshot] = [:]
+        /// Containers with a retained idle state (idle-managed): they get the idle entities.
+        var idleManaged: Set<String> = []
     }
     private let state = Mutex(State())
 
-    public init(prefix: String, removeAfter: Duration, version: String, bridgeID: String) {
+    /// The bridge's base topic (its idle states are read from `<base>/+/+/idle`).
+    public let baseTopic: String
+
+    public init(prefix: String, removeAfter: Duration, version: String, bridgeID: String, baseTopic: String = "idlewatcher") {
+        self.baseTopic = baseTopic
         self.prefix = prefix
         self.removeAfter = removeAfter
         self.version = version
@@ -43,6 +51,7 @@ public final class HomeAssistantDiscovery: BridgeExtension {
         [
             MQTTSubscription(filter: "\(prefix)/status", retainHandling: .send),
             MQTTSubscription(filter: "\(prefix)/+/\(nodeID)/+/config", retainHandling: .send),
+            MQTTSubscription(filter: "\(baseTopic)/+/+/idle", retainHandling: .send),
         ]
     }
 
@@ -72,16 +81,32 @@ public final class HomeAssistantDiscovery: BridgeExtension {
             }
             return
         }
+        if let (kind, id, leaf) = context.topics.parse(message.topic), leaf == "idle" {
+            noteIdleState("\(kind)/\(id)", managed: !message.payload.isEmpty, context)
+            return
+        }
         noteRetainedConfig(message.topic, empty: message.payload.isEmpty, context)
+    }
+
+    /// An idle state appeared (or was cleared): the container's device gains (or loses) the
+    /// "Sleeps at", "Keep awake" and "Activity" entities.
+    private func noteIdleState(_ key: String, managed: Bool, _ context: ExtensionContext) {
+        let snapshot = state.withLock { s -> ContainerSnapshot? in
+            let changed = managed ? s.idleManaged.insert(key).inserted : s.idleManaged.remove(key) != nil
+            return changed ? s.containers[key] : nil
+        }
+        if let c = snapshot { publish(key: key, configs: discoveryConfigs(c, topics: context.topics), force: false, context) }
     }
 
     private func apply(_ change: BridgeChange, _ context: ExtensionContext) async {
         switch change {
         case .status(let c):
+            state.withLock { $0.containers["\(c.runtime.kind)/\(c.id)"] = c }
             publish(key: "\(c.runtime.kind)/\(c.id)", configs: discoveryConfigs(c, topics: context.topics), force: false, context)
         case .removed(let kind, let id):
             let key = "\(kind)/\(id)"
             state.withLock { s in
+                s.containers.removeValue(forKey: key)
                 if s.published[key] != nil { s.pendingRemoval[key] = .now + removeAfter }
             }
         case .brokerConnected:
@@ -188,13 +213,19 @@ public final class HomeAssistantDiscovery: BridgeExtension {
         let parts = topic.split(separator: "/")
         guard parts.count >= 4, let i = parts.firstIndex(of: Substring(nodeID)), i + 1 < parts.count else { return nil }
         let object = parts[i + 1]
-        guard let firstUnderscore = object.firstIndex(of: "_"), let lastUnderscore = object.lastIndex(of: "_"),
-            firstUnderscore < lastUnderscore
+        guard let firstUnderscore = object.firstIndex(of: "_"),
+            let suffix = entitySuffixes.first(where: { object.hasSuffix("_" + $0) }),
+            object.distance(from: firstUnderscore, to: object.endIndex) > suffix.count + 1
         else { return nil }
         let runtime = object[..<firstUnderscore]
-        let id = object[object.index(after: firstUnderscore)..<lastUnderscore]
+        let id = object[object.index(after: firstUnderscore)..<object.index(object.endIndex, offsetBy: -(suffix.count + 1))]
         return "\(runtime)/\(id)"
     }
+
+    /// The object-id suffixes of a container's entities (some hold `_` themselves).
+    static let entitySuffixes = [
+        "power", "status", "wake", "stop", "pause", "unpause", "restart", "kill", "sleeps_at", "keep_awake", "activity",
+    ]
 
     private func origin() -> String {
         var o = JSONWriter()
@@ -289,6 +320,37 @@ public final class HomeAssistantDiscovery: BridgeExtension {
             w.add("retain", false)
             w.add("icon", c.runtime.icon)
             put("switch", "power", w)
+        }
+        if state.withLock({ $0.idleManaged.contains("\(kind)/\(id)") }) {
+            let idleTopic = topics.idle(kind, id)
+            let activityTopic = topics.activity(kind, id)
+            var sleeps = base("sensor", "sleeps_at", name: "Sleeps at")
+            sleeps.add("state_topic", idleTopic)
+            sleeps.add("value_template", "{{ value_json.sleeps_at if (value_json is defined and value_json.sleeps_at) else None }}")
+            sleeps.add("device_class", "timestamp")
+            sleeps.add("icon", "mdi:sleep")
+            put("sensor", "sleeps_at", sleeps)
+            var keep = base("switch", "keep_awake", name: "Keep awake")
+            keep.add("command_topic", activityTopic)
+            keep.add("payload_on", #"{"holder":"homeassistant"}"#)
+            keep.add("payload_off", #"{"holder":"homeassistant","release":true}"#)
+            keep.add("state_topic", idleTopic)
+            keep.add(
+                "value_template",
+                "{{ 'ON' if (value_json is defined and value_json.holders | selectattr('holder', 'equalto', 'homeassistant') | list | count > 0) else 'OFF' }}"
+            )
+            keep.add("state_on", "ON")
+            keep.add("state_off", "OFF")
+            keep.add("optimistic", false)
+            keep.add("retain", false)
+            keep.add("icon", "mdi:coffee")
+            put("switch", "keep_awake", keep)
+            var touch = base("button", "activity", name: "Activity")
+            touch.add("command_topic", activityTopic)
+            touch.add("payload_press", "touch")
+            touch.add("retain", false)
+            touch.add("icon", "mdi:gesture-tap")
+            put("button", "activity", touch)
         }
         var sensor = base("sensor", "status", name: "Status")
         sensor.add("state_topic", statusTopic)

@@ -189,6 +189,50 @@ struct IdleTests {
         }
     }
 
+    @Test("Home Assistant: Sleeps at, Keep awake and Activity on the container's device, and they work")
+    func homeAssistant() async throws {
+        try await withEnvironment { env in
+            let name = try env.docker.runQuickStopper("ha", labels: ["idlewatcher.idle_timeout": "1h"])
+            let plain = try env.docker.run("plain")
+            try await env.startBridge(extra: HomeAssistantTests.haConfig)
+            let node = "idlewatcher_\(env.bridgeID)"
+            let object = "docker_\(name)"
+            let sleeps = try await env.observer.waitFor("homeassistant/sensor/\(node)/\(object)_sleeps_at/config")
+            let keep = try await env.observer.waitFor("homeassistant/switch/\(node)/\(object)_keep_awake/config")
+            let touch = try await env.observer.waitFor("homeassistant/button/\(node)/\(object)_activity/config")
+            Self.checkSchema("sensor", sleeps, device: name)
+            Self.checkSchema("switch", keep, device: name)
+            Self.checkSchema("button", touch, device: name)
+            #expect(sleeps.string("device_class") == "timestamp")
+            #expect(sleeps.string("state_topic") == env.topic(name, "idle"))
+            #expect(keep.string("command_topic") == env.topic(name, "activity"))
+            #expect(touch.string("command_topic") == env.topic(name, "activity"))
+            #expect(!env.observer.messages.contains { $0.topic.contains("docker_\(plain)_keep_awake") }, "only idle-managed containers")
+
+            // What Home Assistant sends when the switch is turned on: a lease held by homeassistant.
+            try env.activity(name, keep.string("payload_on")!)
+            try await eventually("the homeassistant lease") {
+                (env.idleState(name)?.json?["holders"] as? [[String: Any]])?.first?["holder"] as? String == "homeassistant"
+            }
+            try env.activity(name, keep.string("payload_off")!)
+            try await eventually("released") { (env.idleState(name)?.json?["holders"] as? [[String: Any]])?.isEmpty == true }
+            // The button: a touch (last_activity moves on).
+            let before = env.idleState(name)?.string("last_activity")
+            try await Task.sleep(for: .milliseconds(1100))  // past the once-a-second rate limit, so a change can show
+            try env.activity(name, touch.string("payload_press")!)
+            try await eventually("the touch") { env.idleState(name)?.string("last_activity") != before }
+        }
+    }
+
+    /// Only keys Home Assistant's schema for `component` knows; on the container's device.
+    static func checkSchema(_ component: String, _ m: ObservedMessage, device: String) {
+        let json = m.json ?? [:]
+        let unknown = Set(json.keys).subtracting(HomeAssistantTests.allowedKeys[component] ?? [])
+        #expect(!json.isEmpty && unknown.isEmpty, "\(component) has keys Home Assistant does not know: \(unknown)")
+        #expect((json["device"] as? [String: Any])?["name"] as? String == device, "on the container's device")
+        #expect((json["default_entity_id"] as? String)?.contains("-") == false)
+    }
+
     static func seconds(_ rfc3339: String) -> Double? {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
