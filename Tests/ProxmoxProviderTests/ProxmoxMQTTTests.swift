@@ -17,7 +17,7 @@ struct ProxmoxBridge {
         var testDescription: String { rawValue }
     }
 
-    static func start(_ sim: PVESimulator, setup: Setup, badSecret: Bool = false) async throws -> ProxmoxBridge {
+    static func start(_ sim: PVESimulator, setup: Setup, badSecret: Bool = false, extra: String = "") async throws -> ProxmoxBridge {
         let bridgeID = "pve\(UUID().uuidString.prefix(6).lowercased())"
         let broker = try await MosquittoBroker()
         let observer = try MQTTObserver(broker: broker)
@@ -51,6 +51,7 @@ struct ProxmoxBridge {
               stop_timeout: 2s
             homeassistant:
               enabled: false
+            \(extra)
             """
         let bridge = try BridgeProcess(yaml: yaml, bridgeID: bridgeID)
         let env = ProxmoxBridge(sim: sim, broker: broker, observer: observer, bridge: bridge, bridgeID: bridgeID)
