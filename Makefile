@@ -13,7 +13,7 @@ SYSUSERSDIR  ?= $(PREFIX)/lib/sysusers.d
 IMAGE        ?= idlewatcher-bridge
 BIN          := .build/debug/idlewatcher-bridge
 RELEASE_BIN  := .build/release/idlewatcher-bridge
-VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/main.swift)
+VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/IdlewatcherBridge.swift)
 
 .PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman broker demo test-image \
         check-config bench format clean install uninstall image

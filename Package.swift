@@ -10,7 +10,6 @@ let package = Package(
         .executable(name: "idlewatcher-bridge", targets: ["idlewatcher-bridge"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
@@ -109,7 +108,6 @@ let package = Package(
             name: "idlewatcher-bridge",
             dependencies: [
                 "BridgeConfig", "Bridge", "MQTTClient", "IdlewatcherCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

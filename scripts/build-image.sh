@@ -7,17 +7,17 @@
 # reachable. The import is skipped when the root filesystem has not changed.
 #
 # Environment: RELEASE_BIN (.build/release/idlewatcher-bridge), IMAGE (idlewatcher-bridge),
-# VERSION (from Sources/idlewatcher-bridge/main.swift).
+# VERSION (from Sources/idlewatcher-bridge/IdlewatcherBridge.swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${RELEASE_BIN:-.build/release/idlewatcher-bridge}
 image=${IMAGE:-idlewatcher-bridge}
-version=${VERSION:-$(sed -n 's/^let bridgeVersion = "\(.*\)"$/\1/p' Sources/idlewatcher-bridge/main.swift)}
+version=${VERSION:-$(sed -n 's/^let bridgeVersion = "\(.*\)"$/\1/p' Sources/idlewatcher-bridge/IdlewatcherBridge.swift)}
 uid=10001 # the `idlewatcher` user inside the image (no clash with a host's users)
 
 [ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
-[ -n "$version" ] || { echo "cannot read the version from Sources/idlewatcher-bridge/main.swift" >&2; exit 1; }
+[ -n "$version" ] || { echo "cannot read the version from Sources/idlewatcher-bridge/IdlewatcherBridge.swift" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

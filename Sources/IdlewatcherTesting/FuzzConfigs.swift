@@ -218,7 +218,7 @@ public struct FuzzConfigGenerator: Sendable {
         ("defaults", "defaults", "command_queue_limit", ["0", "10001", "x", "-5"]),
         ("homeassistant", "homeassistant", "enabled", ["maybe", "1", "\"\"", "[true]", "TRUEish"]),
         ("homeassistant", "homeassistant", "prefix", ["a/#", "\"\"", "\"+\""]),
-        ("homeassistant", "homeassistant", "remove_after", ["forever", "1d", "[1h]"]),
+        ("homeassistant", "homeassistant", "remove_after", ["forever", "1y", "[1h]"]),
         ("proxmox", "proxmox[0]", "url", ["ftp://x", "pve:8006", "[a]"]),
         ("proxmox", "proxmox[0]", "token_id", ["rootpam", "\"a@b!\"", "\"!x\"", "[a]"]),
         ("proxmox", "proxmox[0]", "token_secret", ["abc", "\"\""]),

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Bridge
 import BridgeConfig
 import IdlewatcherCore
@@ -13,16 +12,36 @@ import Glibc
 let bridgeVersion = "0.1.0"
 
 @main
-struct IdlewatcherBridge: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "idlewatcher-bridge",
-        abstract: "Puts container lifecycles (Docker, Podman, Proxmox VE LXC) on an MQTT broker and takes commands from it.",
-        version: bridgeVersion,
-        subcommands: [Run.self, CheckConfig.self, Health.self],
-        defaultSubcommand: Run.self)
+enum IdlewatcherBridge {
+    static func main() async {
+        let request: CommandLineRequest
+        do {
+            request = try CommandLineRequest.parse(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            let text = Array("Error: \(error.message)\n\n\(CommandLineRequest.usage)\n".utf8)
+            _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            exit(64)
+        }
+        let status: Int32
+        switch request {
+        case .version:
+            print(bridgeVersion)
+            status = 0
+        case .help:
+            print(CommandLineRequest.usage)
+            status = 0
+        case .run(let config, let level):
+            status = await Run(config: config, logLevel: level).run()
+        case .checkConfig(let config):
+            status = CheckConfig(config: config).run()
+        case .health(let config, let maxAge):
+            status = Health(config: config, maxAge: maxAge).run()
+        }
+        exit(status)
+    }
 }
 
-enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+enum LogLevelOption: String, CaseIterable {
     case trace, debug, info, warning, error
     var level: Logger.Level {
         switch self {
@@ -35,16 +54,12 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the bridge (the default).")
-
-    @Option(name: .long, help: "The YAML configuration file.")
+/// `run`: the bridge, until SIGTERM or SIGINT.
+struct Run {
     var config: String
-
-    @Option(name: .long, help: "trace, debug, info, warning or error.")
     var logLevel: LogLevelOption = .info
 
-    func run() async throws {
+    func run() async -> Int32 {
         let level = logLevel.level
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -57,9 +72,15 @@ struct Run: AsyncParsableCommand {
             configuration = try ConfigurationLoader().load(path: config)
         } catch {
             for p in error.problems { logger.error("\(p.description)") }
-            throw ExitCode(1)
+            return 1
         }
-        let app = try Application(configuration: configuration, version: bridgeVersion, logger: logger)
+        let app: Application
+        do {
+            app = try Application(configuration: configuration, version: bridgeVersion, logger: logger)
+        } catch {
+            logger.error("cannot start: \(BridgeError.wrapping(error).message)")
+            return 1
+        }
         logger.info("idlewatcher-bridge \(bridgeVersion) starting as bridge '\(configuration.bridgeID)'")
         let group = ServiceGroup(
             configuration: .init(
@@ -69,51 +90,49 @@ struct Run: AsyncParsableCommand {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            logger.error("stopped on an error: \(error)")
+            return 1
+        }
         logger.info("stopped")
+        return 0
     }
 }
 
-struct CheckConfig: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Validate a configuration file: exit 0, or print each problem and exit 1.")
-
-    @Option(name: .long, help: "The YAML configuration file.")
+/// `check-config`: exit 0, or print each problem and exit 1.
+struct CheckConfig {
     var config: String
 
-    func run() async throws {
+    func run() -> Int32 {
         do {
             let c = try ConfigurationLoader().load(path: config)
             print("\(config): OK (bridge \(c.bridgeID), \(c.summary))")
+            return 0
         } catch {
             for p in error.problems { print(p.description) }
-            throw ExitCode(1)
+            return 1
         }
     }
 }
 
-struct Health: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "health",
-        abstract: "Exit 0 if the running bridge is connected to its broker and every runtime, 1 if not (for health checks).")
-
-    @Option(name: .long, help: "The YAML configuration file of the running bridge.")
+/// `health`: exit 0 if the running bridge is connected to its broker and every runtime, 1 if not.
+struct Health {
     var config: String
-
-    @Option(name: .long, help: "How old the health file may be, in seconds.")
     var maxAge: Int = 15
 
-    func run() async throws {
+    func run() -> Int32 {
         let healthFile: String
         do {
             healthFile = try ConfigurationLoader().healthFile(configPath: config)
         } catch {
             for p in error.problems { print(p.description) }
-            throw ExitCode(2)
+            return 2
         }
         guard let f = fopen(healthFile, "r") else {
             print("unhealthy: no health file at \(healthFile) (is the bridge running?)")
-            throw ExitCode(1)
+            return 1
         }
         var bytes: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -125,12 +144,12 @@ struct Health: AsyncParsableCommand {
         fclose(f)
         guard let json = try? JSON.parse(bytes), let updated = json["updated"]?.int64 else {
             print("unhealthy: unreadable health file \(healthFile)")
-            throw ExitCode(1)
+            return 1
         }
         let age = Timestamp.now().seconds - updated
         if age > Int64(maxAge) {
             print("unhealthy: the health file is \(age) s old (is the bridge running?)")
-            throw ExitCode(1)
+            return 1
         }
         var problems: [String] = []
         if json["mqtt"]?.bool != true { problems.append("not connected to the MQTT broker") }
@@ -139,8 +158,9 @@ struct Health: AsyncParsableCommand {
         }
         if !problems.isEmpty {
             print("unhealthy: " + problems.joined(separator: "; "))
-            throw ExitCode(1)
+            return 1
         }
         print("healthy")
+        return 0
     }
 }
