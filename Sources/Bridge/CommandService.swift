@@ -100,14 +100,8 @@ public final class CommandService: Service, Sendable {
         guard let tracked, tracked.visible else {
             return refuse(BridgeError(.notFound, "no container '\(id)' is exposed by this bridge on \(r.endpoint)"), status: knownStatus)
         }
-        let allowed = bindings[i].policy.allowedActions(name: tracked.name, labels: tracked.labels)
-        guard allowed.contains(command.action) else {
-            let list = Action.allCases.filter { allowed.contains($0) }.map(\.rawValue).joined(separator: ", ")
-            return refuse(
-                BridgeError(
-                    .notAllowed,
-                    "\(command.action.rawValue) is not allowed for \(id) (allowed: \(list.isEmpty ? "nothing" : list))"),
-                status: knownStatus)
+        if let why = bindings[i].policy.refusal(of: command.action, name: tracked.name, labels: tracked.labels) {
+            return refuse(BridgeError(.notAllowed, why), status: knownStatus)
         }
         let job = Job(command: command, endpoint: i, id: id, requester: requester)
         switch queues.admit(job, requester: requester) {

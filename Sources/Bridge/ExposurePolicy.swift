@@ -31,18 +31,78 @@ public struct ExposurePolicy: Sendable, Hashable {
         self.stopTimeout = stopTimeout
     }
 
+    /// Whether the bridge exposes the container: `idlewatcher.enable` (the usual booleans:
+    /// false, no, off, 0 hide it), then `include` and `exclude`.
     public func isVisible(name: String, labels: [String: String]) -> Bool {
-        if labels["idlewatcher.enable"]?.trimmingWhitespace().lowercased() == "false" { return false }
+        if let v = labels["idlewatcher.enable"], Self.boolean(v) == false { return false }
         if !include.isEmpty, !include.contains(name) { return false }
         return !exclude.contains(name)
+    }
+
+    /// `true`/`yes`/`on`/`1` and `false`/`no`/`off`/`0`, any case; nil for anything else.
+    static func boolean(_ text: String) -> Bool? {
+        switch text.trimmingWhitespace().lowercased() {
+        case "true", "yes", "on", "1": true
+        case "false", "no", "off", "0": false
+        default: nil
+        }
+    }
+
+    /// The actions `idlewatcher.allow` names (unknown names left out); nil when the label is
+    /// absent or names nothing (an empty label is a mistake, not "allow nothing": it is ignored
+    /// and reported by ``labelProblems(_:)``).
+    static func namedActions(_ labels: [String: String]) -> Set<Action>? {
+        guard let list = labels["idlewatcher.allow"] else { return nil }
+        let named = Set(list.split(separator: ",").compactMap { Action(rawValue: String($0).trimmingWhitespace().lowercased()) })
+        return named.isEmpty ? nil : named
     }
 
     /// The actions allowed on a container: the defaults, narrowed by `idlewatcher.allow`.
     public func allowedActions(name: String, labels: [String: String]) -> Set<Action> {
         if protected.contains(name) { return [.status] }
-        guard let list = labels["idlewatcher.allow"] else { return allow }
-        let named = Set(list.split(separator: ",").compactMap { Action(rawValue: String($0).trimmingWhitespace().lowercased()) })
+        guard let named = Self.namedActions(labels) else { return allow }
         return allow.intersection(named)
+    }
+
+    /// Which rule refuses `action` on a container, for the `not_allowed` message; nil if allowed.
+    public func refusal(of action: Action, name: String, labels: [String: String]) -> String? {
+        let allowed = allowedActions(name: name, labels: labels)
+        guard !allowed.contains(action) else { return nil }
+        let list = Action.allCases.filter { allowed.contains($0) }.map(\.rawValue).joined(separator: ", ")
+        let rule: String
+        if protected.contains(name) {
+            rule = "it is protected (the endpoint's protected list)"
+        } else if !allow.contains(action) {
+            rule = "defaults.allow does not include it"
+        } else {
+            rule = "its label idlewatcher.allow=\(labels["idlewatcher.allow"] ?? "") does not include it"
+        }
+        return "\(action.rawValue) is not allowed for \(name): \(rule) (allowed: \(list.isEmpty ? "nothing" : list))"
+    }
+
+    /// What is wrong with the container's `idlewatcher.*` labels of exposure, one line each
+    /// (`idlewatcher.stop_timeout=abc: not a duration such as 30s`); the label is then ignored.
+    public static func labelProblems(_ labels: [String: String]) -> [String] {
+        var out: [String] = []
+        if let v = labels["idlewatcher.enable"], boolean(v) == nil {
+            out.append("idlewatcher.enable=\(v): expected true or false (or yes/no, on/off, 1/0); the container stays exposed")
+        }
+        if let v = labels["idlewatcher.allow"] {
+            let items = v.split(separator: ",").map { String($0).trimmingWhitespace().lowercased() }.filter { !$0.isEmpty }
+            let unknown = items.filter { Action(rawValue: $0) == nil }
+            if items.isEmpty {
+                out.append("idlewatcher.allow is empty; it is ignored (the defaults apply). To allow only status, say idlewatcher.allow=status")
+            } else if !unknown.isEmpty {
+                out.append(
+                    "idlewatcher.allow=\(v): unknown action\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (known: \(Action.allNames))")
+            }
+        }
+        for key in ["idlewatcher.stop_timeout", "idlewatcher.wake_timeout"] {
+            if let v = labels[key], Duration(parsing: v) == nil {
+                out.append("\(key)=\(v): not a duration such as 30s or 2m; the default applies")
+            }
+        }
+        return out
     }
 
     /// The container's wake timeout: config, then `idlewatcher.wake_timeout`, then the default.
