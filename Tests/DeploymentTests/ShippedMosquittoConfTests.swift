@@ -72,4 +72,19 @@ struct ShippedMosquittoConfTests {
         let shipped = try String(contentsOf: Deployment.file("config/mosquitto/mosquitto.conf"), encoding: .utf8)
         #expect(shipped.split(separator: "\n").contains("set_tcp_nodelay true"))
     }
+
+    @Test("without the password file and the ACL it names, mosquitto refuses to start on the shipped file (docs/home-assistant.md says to create them first)")
+    func refusesWithoutPasswordFile() throws {
+        let dir = try makeTemporaryDirectory("shipped-nofiles")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let shipped = try String(contentsOf: Deployment.file("config/mosquitto/mosquitto.conf"), encoding: .utf8)
+        let conf = shipped.replacingOccurrences(of: "listener 1883", with: "listener \(freePort()) 127.0.0.1")
+            .replacingOccurrences(of: "/mosquitto/data/", with: dir.path + "/")
+            .replacingOccurrences(of: "/etc/mosquitto/", with: dir.path + "/")
+        let file = dir.appendingPathComponent("mosquitto.conf")
+        try conf.write(to: file, atomically: true, encoding: .utf8)
+        let r = try run(["timeout", "10", "mosquitto", "-c", file.path])
+        #expect(r.status != 0 && r.status != 124, "mosquitto started (or hung): \(r.output)")
+        #expect(r.output.contains("Error: Unable to open pwfile \"\(dir.path)/passwd\"."), "\(r.output)")
+    }
 }
