@@ -29,6 +29,10 @@ public struct Command: Sendable, Hashable {
 
     /// Parses plain text (`wake`, ` STOP `) or JSON (`{"action":"stop","timeout":10}`) for a
     /// container of `runtime`, whose description says which actions take `signal` and `timeout`.
+    ///
+    /// A rejection says what is allowed and what came (`timeout: whole seconds from 0 to 3600,
+    /// got 3601`), and carries the action and request id whenever they could be read, so that
+    /// the reply names them even when another key is wrong.
     public static func parse(_ payload: [UInt8], runtime: RuntimeDescription) -> Result<Command, Rejection> {
         func reject(_ code: ErrorCode, _ m: String, action: String? = nil, requestID: String? = nil) -> Result<Command, Rejection> {
             .failure(Rejection(error: BridgeError(code, m), action: action, requestID: requestID))
@@ -58,41 +62,40 @@ public struct Command: Sendable, Hashable {
             return reject(.badRequest, "the command is not valid JSON: \(error)")
         }
         guard let object = json.object else {
-            return reject(.badRequest, "a JSON command must be an object such as {\"action\":\"stop\"}, not \(json.typeName)")
+            return reject(.badRequest, "a JSON command must be an object such as {\"action\":\"stop\"}, got \(Self.shown(json))")
         }
-        // The request id first, so that every later rejection can echo it.
+        // What the reply echoes is read first (the action as written, a valid request id), so
+        // that every rejection below can name both.
+        let actionText = object["action"]?.string
+        let action = actionText.flatMap { Action(rawValue: $0.trimmingWhitespace().lowercased()) }
+        let echoedAction = action?.rawValue ?? actionText.map { String($0.prefix(128)) }
         var requestID: String? = nil
-        if let r = object["request_id"] {
-            switch r {
-            case .null: break
-            case .string(let s) where s.count <= 128: requestID = s
-            case .string: return reject(.badRequest, "request_id is longer than 128 characters")
-            default: return reject(.badRequest, "request_id must be a string, not \(r.typeName)")
-            }
+        if case .string(let s) = object["request_id"], s.count <= 128 { requestID = s }
+        func bad(_ m: String) -> Result<Command, Rejection> { reject(.badRequest, m, action: echoedAction, requestID: requestID) }
+
+        if let r = object["request_id"], requestID == nil, r != .null {
+            let got = r.string.map { "a string of \($0.count) characters" } ?? Self.shown(r)
+            return bad("request_id: a string of at most 128 characters, got \(got)")
         }
         guard let actionValue = object["action"] else {
-            return reject(.badRequest, "the command has no \"action\"", requestID: requestID)
+            return bad("the command has no \"action\"; expected one of \(Action.allNames)")
         }
-        guard let actionText = actionValue.string else {
-            return reject(.badRequest, "\"action\" must be a string, not \(actionValue.typeName)", requestID: requestID)
+        guard let actionText else {
+            return bad("action: one of \(Action.allNames), got \(Self.shown(actionValue))")
         }
-        guard let action = Action(rawValue: actionText.trimmingWhitespace().lowercased()) else {
+        guard let action else {
             return reject(
                 .unknownAction, "unknown action '\(actionText.prefix(64))'; expected one of \(Action.allNames)",
-                action: String(actionText.prefix(128)), requestID: requestID)
+                action: echoedAction, requestID: requestID)
         }
         let known: Set<String> = ["action", "signal", "timeout", "request_id"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            return reject(
-                .badRequest, "unknown key '\(unknown.prefix(64))'; a command may have action, signal, timeout and request_id",
-                action: action.rawValue, requestID: requestID)
+            return bad("unknown key '\(unknown.prefix(64))'; a command may have action, signal, timeout and request_id")
         }
         var command = Command(action: action, requestID: requestID)
         if let s = object["signal"] {
             guard runtime.signalActions.contains(action) else {
-                return reject(
-                    .badRequest, "signal does not apply to \(action.rawValue) on \(runtime.kind)", action: action.rawValue,
-                    requestID: requestID)
+                return bad("signal does not apply to \(action.rawValue) on \(runtime.displayName)")
             }
             let parsed: Signal?
             switch s {
@@ -101,25 +104,32 @@ public struct Command: Sendable, Hashable {
             default: parsed = nil
             }
             guard let parsed else {
-                let shown: String = s.string.map { "'\($0.prefix(32))'" } ?? s.typeName
-                return reject(
-                    .badRequest, "signal \(shown) is not a signal; use a name like SIGTERM or TERM, or a number 1-64",
-                    action: action.rawValue, requestID: requestID)
+                return bad("signal: a name like SIGTERM or TERM, or a number from 1 to 64, got \(Self.shown(s))")
             }
             command.signal = parsed
         }
         if let t = object["timeout"] {
             guard runtime.timeoutActions.contains(action) else {
-                return reject(
-                    .badRequest, "timeout does not apply to \(action.rawValue)", action: action.rawValue, requestID: requestID)
+                return bad("timeout does not apply to \(action.rawValue)")
             }
             guard case .number(let n) = t, let seconds = Int(n), (0...3600).contains(seconds) else {
-                return reject(
-                    .badRequest, "timeout must be whole seconds from 0 to 3600, not \(t.string.map { "'\($0.prefix(32))'" } ?? (t.int64 == nil ? t.typeName : "\(t)"))",
-                    action: action.rawValue, requestID: requestID)
+                var got = Self.shown(t)
+                if let s = t.string, Int(s.trimmingWhitespace()) != nil { got += " (a string; write the number without quotes)" }
+                return bad("timeout: whole seconds from 0 to 3600, got \(got)")
             }
             command.timeout = .seconds(seconds)
         }
         return .success(command)
+    }
+
+    /// A JSON value as a person wrote it, short: `3601`, `1.5`, `"SIGFOO"`, `true`, `null`, `an object`.
+    static func shown(_ value: JSON) -> String {
+        switch value {
+        case .number(let n): n.count <= 32 ? n : String(n.prefix(32)) + "…"
+        case .string(let s): "\"" + (s.count <= 32 ? s : String(s.prefix(32)) + "…") + "\""
+        case .bool(let b): b ? "true" : "false"
+        case .null: "null"
+        case .array, .object: value.typeName
+        }
     }
 }

@@ -18,6 +18,8 @@ final class Transfer: @unchecked Sendable {
     private var body: [UInt8] = []
     private let sink: Sink
     private let cancelled = Atomic<Bool>(false)
+    /// The unix socket the request goes to, if any: the failure names it, not curl's "localhost port 80".
+    private let unixSocketPath: String?
 
     enum Sink {
         case buffered(CheckedContinuation<HTTPResponse, any Error>)
@@ -30,6 +32,7 @@ final class Transfer: @unchecked Sendable {
     init(id: UInt64, request: HTTPRequest, configuration: HTTPClientConfiguration, sink: Sink) {
         self.id = id
         self.sink = sink
+        self.unixSocketPath = configuration.unixSocketPath
         easy = curl_easy_init()
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -161,10 +164,16 @@ final class Transfer: @unchecked Sendable {
     private func error(for code: CURLcode) -> HTTPError {
         let detail = String(cString: errorBuffer)
         var message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        // curl's words for a unix socket name "localhost port 80"; the OS error says what is wrong.
         var osErrno = 0
         if ccurl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osErrno) == CURLE_OK, osErrno != 0 {
-            message += " (\(String(cString: strerror(Int32(osErrno)))))"
+            let osError = String(cString: strerror(Int32(osErrno)))
+            if code == CURLE_COULDNT_CONNECT, let path = unixSocketPath {
+                // curl's words for a unix socket name "localhost port 80": the path and the
+                // OS error say what is wrong ("/var/run/docker.sock: Permission denied").
+                message = "\(path): \(osError)"
+            } else {
+                message += " (\(osError))"
+            }
         }
         let kind: HTTPError.Kind
         switch code {

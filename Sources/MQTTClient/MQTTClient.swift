@@ -8,6 +8,7 @@ import ServiceLifecycle
 /// consumer. On graceful shutdown the client publishes its will payload (`offline`) itself,
 /// waits for the broker's acknowledgement (bounded) and disconnects cleanly.
 public final class MQTTClient: Service, Sendable {
+    /// How the client reaches and talks to the broker, as given to ``init(configuration:subscriptions:logger:)``.
     public let configuration: MQTTConfiguration
     /// Messages received on the subscriptions, in arrival order.
     public let messages: AsyncStream<MQTTIncomingMessage>
@@ -15,6 +16,11 @@ public final class MQTTClient: Service, Sendable {
     public let connectionEvents: AsyncStream<MQTTConnectionEvent>
     private let loop: MosquittoLoop
 
+    /// Prepares the client; nothing connects and no thread starts until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - subscriptions: held from the first CONNACK on and renewed after every reconnect.
+    ///   - logger: connection changes, failures with what to check, and messages the broker refused.
     public init(configuration: MQTTConfiguration, subscriptions: [MQTTSubscription] = [], logger: Logger) {
         self.configuration = configuration
         let (messages, mc) = AsyncStream<MQTTIncomingMessage>.makeStream()
@@ -34,7 +40,7 @@ public final class MQTTClient: Service, Sendable {
     /// Whether a CONNACK was accepted on the current connection.
     public var isConnected: Bool { loop.connected.load(ordering: .relaxed) }
 
-    /// Events dropped because the queue was full, since start.
+    /// Events dropped because the queue was full, since start (the log says how many at each reconnect).
     public var droppedMessages: Int { loop.dropped.load(ordering: .relaxed) }
 
     /// Runs the network loop until graceful shutdown or cancellation, then says `offline` and disconnects.
