@@ -17,7 +17,8 @@ actor IdleBook {
     private(set) var timers: [ContainerRef: IdleTimer] = [:]
     /// Retained idle states of this bridge from before a restart, not yet taken back.
     private var restored: [ContainerRef: (lastActivity: Timestamp, leases: [String: IdleTimer.Lease])] = [:]
-    /// Whether the retained idle states have all arrived (the marker came back, or it is late).
+    /// Whether the retained idle states have all arrived (``IdlePolicy/restoreGrace`` after the
+    /// first connection).
     private(set) var restoreDone = false
     /// Idle states to publish, and when each was last published (at most once a second).
     private var dirty: Set<ContainerRef> = []

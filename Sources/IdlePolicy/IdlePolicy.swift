@@ -25,9 +25,10 @@ public final class IdlePolicy: BridgeExtension {
         self.topics = topics
     }
 
-    /// Topic of the marker this bridge sends itself after subscribing: when it comes back,
-    /// every retained idle state has arrived before it.
-    var markerTopic: String { "\(topics.base)/bridge/\(topics.bridgeID)/idle" }
+    /// How long after the first connection to the broker the retained idle states are taken
+    /// to have all arrived (a broker sends them right after the subscription): no container is
+    /// put to sleep before, so a restarted bridge never acts on a state it has not read yet.
+    static let restoreGrace = Duration.seconds(2)
 
     public var subscriptions: [MQTTSubscription] {
         [
@@ -48,17 +49,17 @@ public final class IdlePolicy: BridgeExtension {
                 for await m in context.messages { await self.handle(m, book: book, waker: waker, context: context) }
             }
             group.addTask {
+                var restoring = true
                 for await change in context.changes {
-                    if case .brokerConnected = change {
-                        context.publish(MQTTOutgoingMessage(topic: self.markerTopic, payload: [], droppable: false))
+                    if case .brokerConnected = change, restoring {
+                        restoring = false
+                        Task {
+                            try? await Task.sleep(for: Self.restoreGrace)
+                            await book.markRestored()
+                        }
                     }
                     self.perform(await book.apply(change, now: .now()), book: book, context: context)
                 }
-            }
-            group.addTask {
-                // If the marker never comes back (a broker that drops it), take timers live anyway.
-                try? await Task.sleep(for: .seconds(5))
-                await book.markRestored()
             }
             group.addTask {
                 while !Task.isCancelled {
@@ -72,10 +73,6 @@ public final class IdlePolicy: BridgeExtension {
     }
 
     private func handle(_ m: MQTTIncomingMessage, book: IdleBook, waker: DependencyWaker, context: ExtensionContext) async {
-        if m.topic == markerTopic {
-            await book.markRestored()
-            return
-        }
         guard let (runtime, id, leaf) = context.topics.parse(m.topic) else { return }
         let ref = ContainerRef(runtime, id)
         switch leaf {
