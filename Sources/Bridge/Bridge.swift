@@ -72,7 +72,7 @@ public final class Bridge: Service, Sendable {
         }
         let intake = MQTTIntake(
             topics: topics, registry: registry, commands: commands, publish: { [mqtt] in mqtt.publish($0) },
-            bridgeID: settings.bridgeID, logger: logger, routes: routes)
+            bridgeID: settings.bridgeID, logger: logger, protocolVersion: mqtt.configuration.protocolVersion, routes: routes)
 
         await withDiscardingTaskGroup { group in
             group.addTask { try? await self.commands.run() }

@@ -97,17 +97,23 @@ public struct ExposurePolicy: Sendable, Hashable {
                     "idlewatcher.allow=\(v): unknown action\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (known: \(Action.allNames))")
             }
         }
-        for key in ["idlewatcher.stop_timeout", "idlewatcher.wake_timeout"] {
-            if let v = labels[key], Duration(parsing: v) == nil {
-                out.append("\(key)=\(v): not a duration such as 30s or 2m; the default applies")
-            }
+        if let v = labels["idlewatcher.stop_timeout"], Duration(parsing: v) == nil {
+            out.append("idlewatcher.stop_timeout=\(v): not a duration such as 30s; the default applies")
+        }
+        if let v = labels["idlewatcher.wake_timeout"], wakeTimeoutLabel(v) == nil {
+            out.append("idlewatcher.wake_timeout=\(v): not a duration from 1s to 24h such as 2m; the default applies")
         }
         return out
     }
 
-    /// The container's wake timeout: config, then `idlewatcher.wake_timeout`, then the default.
+    /// The container's wake timeout: config, then `idlewatcher.wake_timeout` (1s to 24h, as in
+    /// the config; anything else is ignored and reported), then the default.
     public func wakeTimeout(id: String, labels: [String: String]) -> Duration {
-        wakeTimeouts[id] ?? labels["idlewatcher.wake_timeout"].flatMap { Duration(parsing: $0) } ?? wakeTimeout
+        wakeTimeouts[id] ?? labels["idlewatcher.wake_timeout"].flatMap(Self.wakeTimeoutLabel) ?? wakeTimeout
+    }
+
+    static func wakeTimeoutLabel(_ text: String) -> Duration? {
+        Duration(parsing: text).flatMap { $0 >= .seconds(1) && $0 <= .seconds(86_400) ? $0 : nil }
     }
 
     /// `idlewatcher.stop_timeout`, else the default.

@@ -12,6 +12,8 @@ struct MQTTIntake: Sendable {
     let publish: @Sendable (MQTTOutgoingMessage) -> Void
     let bridgeID: String
     let logger: Logger
+    /// MQTT 3.1.1 cannot tell a live empty message from the clearing of a retained one.
+    let protocolVersion: MQTTProtocolVersion
     /// Each extension's filters and the stream its messages go to.
     let routes: [(filters: [String], inbox: AsyncStream<MQTTIncomingMessage>.Continuation)]
 
@@ -38,6 +40,12 @@ struct MQTTIntake: Sendable {
 
     /// Parses a command and submits it; its reply goes to the Response Topic or the reply topic.
     private func command(_ message: MQTTIncomingMessage, kind: RuntimeKind, id: String) async {
+        if message.payload.isEmpty, message.retain || protocolVersion == .v311 {
+            // An empty retained payload clears a retained command (as the warning below advises);
+            // over MQTT 3.1.1 the broker drops the retain flag, so an empty payload is taken as that.
+            logger.debug("a retained command on \(message.topic) was cleared")
+            return
+        }
         if message.retain {
             logger.warning(
                 "ignored a retained command on \(message.topic): commands must not be retained (clear it with an empty retained message)",

@@ -37,6 +37,8 @@ actor Registry {
     private var retainedOurs: [RuntimeKind: Set<String>] = [:]
     /// Everyone following ``changes()``.
     private var followers: [AsyncStream<BridgeChange>.Continuation] = []
+    /// Label problems already logged, by `<runtime>/<id>`: one warning per container and label.
+    private var labelWarnings: [String: Set<String>] = [:]
 
     /// - Parameter publish: where events and statuses go (the MQTT client's queue, in order).
     init(bindings: [RuntimeBinding], topics: Topics, publish: @escaping @Sendable (MQTTOutgoingMessage) -> Void, logger: Logger) {
@@ -57,6 +59,18 @@ actor Registry {
     /// Tells every follower.
     func announce(_ change: BridgeChange) {
         for f in followers { f.yield(change) }
+    }
+
+    /// Logs what is wrong with a container's `idlewatcher.*` labels, each problem once.
+    private func checkLabels(_ kind: RuntimeKind, _ id: String, _ labels: [String: String]) {
+        let problems = ExposurePolicy.labelProblems(labels)
+        let key = "\(kind)/\(id)"
+        guard !problems.isEmpty || labelWarnings[key] != nil else { return }
+        var seen = labelWarnings[key] ?? []
+        for p in problems where seen.insert(p).inserted {
+            logger.warning("\(key): \(p)", metadata: ["runtime": "\(kind)", "container": "\(id)"])
+        }
+        labelWarnings[key] = seen
     }
 
     private func snapshot(_ i: Int, _ id: String, _ t: Tracked) -> ContainerSnapshot {
@@ -129,6 +143,7 @@ actor Registry {
                 t.setHealth(c.health ?? .none)
             }
             t.visible = policy.isVisible(name: c.name, labels: c.labels)
+            if t.visible { checkLabels(kind, c.id, c.labels) }
             next[c.id] = t
             if t.visible { publishStatus(kind, c.id, t, updated: now) }
         }
@@ -168,6 +183,7 @@ actor Registry {
         if let ref = e.ref { t.ref = ref }
         let wasVisible = existing?.visible ?? false
         t.visible = policy.isVisible(name: t.name, labels: t.labels)
+        if t.visible, e.labels != nil { checkLabels(kind, e.id, t.labels) }
         let newStatus = e.status ?? t.status
         let oldHealth = t.health
         if let h = e.health {

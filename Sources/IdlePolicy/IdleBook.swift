@@ -16,13 +16,17 @@ actor IdleBook {
     /// The idle-managed ones.
     private(set) var timers: [ContainerRef: IdleTimer] = [:]
     /// Retained idle states of this bridge from before a restart, not yet taken back.
-    private var restored: [ContainerRef: (lastActivity: Timestamp, leases: [String: IdleTimer.Lease])] = [:]
+    private var restored: [ContainerRef: IdleStatePayload.Restored] = [:]
     /// Whether the retained idle states have all arrived (``IdlePolicy/restoreGrace`` after the
     /// first connection).
     private(set) var restoreDone = false
     /// Idle states to publish, and when each was last published (at most once a second).
     private var dirty: Set<ContainerRef> = []
     private var lastPublished: [ContainerRef: ContinuousClock.Instant] = [:]
+    /// What was last published per container: an unchanged state is not published again…
+    private var lastPayload: [ContainerRef: [UInt8]] = [:]
+    /// …except after a reconnect (the broker may have lost its retained messages).
+    private var forced: Set<ContainerRef> = []
     /// Malformed activity, logged at most once a minute per container.
     private var malformedLogged: [ContainerRef: ContinuousClock.Instant] = [:]
     /// Containers whose idle action is not allowed (logged once).
@@ -103,6 +107,7 @@ actor IdleBook {
             let ref = ContainerRef(kind, id)
             containers.removeValue(forKey: ref)
             if timers.removeValue(forKey: ref) != nil {
+                lastPayload.removeValue(forKey: ref)
                 work.publish.append(MQTTOutgoingMessage(topic: topics.idle(kind, id), payload: [], retain: true, droppable: false))
             }
             work.publish += releaseLeases(of: ref)
@@ -115,6 +120,7 @@ actor IdleBook {
         case .brokerConnected:
             // The broker may have lost its retained messages: publish them all again.
             dirty.formUnion(timers.keys)
+            forced.formUnion(timers.keys)
             for ref in heldLeases.keys { heldLeases[ref]?.renewed = .now - .seconds(3600) }
         }
         return work
@@ -124,6 +130,11 @@ actor IdleBook {
     private func update(_ ref: ContainerRef, wasRunning: Bool?, now: Timestamp) -> Work {
         var work = Work()
         guard let c = containers[ref], let s = settings(ref) else { return work }
+        if wasRunning == nil {
+            for p in IdleLabels(c.labels).problems {
+                logger.warning("\(ref): \(p); it is ignored", metadata: ["runtime": "\(ref.runtime)", "container": "\(ref.id)"])
+            }
+        }
         let running = c.status == .running
         if s.managed {
             var t = timers[ref] ?? newTimer(ref, settings: s, running: running, now: now)
@@ -142,6 +153,7 @@ actor IdleBook {
                 dirty.insert(ref)
             }
         } else if timers.removeValue(forKey: ref) != nil {
+            lastPayload.removeValue(forKey: ref)
             work.publish.append(MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
         }
         if running, !s.dependsOn.isEmpty {
@@ -161,6 +173,9 @@ actor IdleBook {
         if let r = restored.removeValue(forKey: ref) {
             t.lastActivity = min(r.lastActivity, now)
             t.leases = r.leases.filter { $0.value.until.map { $0 > now } ?? true }
+            // It was asleep when the bridge went away and runs now: started meanwhile, by hand
+            // or otherwise. That is activity (a grace period), not an old timer run out.
+            if r.wasAsleep, running { t.lastActivity = now }
         }
         return t
     }
@@ -218,7 +233,7 @@ actor IdleBook {
         guard !payload.isEmpty, let r = IdleStatePayload.decode(payload, bridge: topics.bridgeID) else { return }
         if var t = timers[ref] {
             // Known already (the listing came first): take back what the state says.
-            if t.restorable { t.lastActivity = min(r.lastActivity, now) }
+            if t.restorable, !(r.wasAsleep && t.running) { t.lastActivity = min(r.lastActivity, now) }
             for (h, l) in r.leases where l.until.map({ $0 > now }) ?? true { t.leases[h] = l }
             timers[ref] = t
             dirty.insert(ref)
@@ -227,9 +242,19 @@ actor IdleBook {
         }
     }
 
-    func markRestored() {
+    /// The retained idle states have been read: timers go live, and the states of containers
+    /// that are gone (or no longer idle-managed) are cleared, in the runtimes already listed.
+    func markRestored() -> Work {
+        var work = Work()
         if !restoreDone { logger.debug("idle policy: retained idle states read; timers are live") }
         restoreDone = true
+        let listed = Set(containers.keys.map(\.runtime))
+        for ref in restored.keys.sorted() where listed.contains(ref.runtime) && timers[ref] == nil {
+            restored.removeValue(forKey: ref)
+            logger.info("clearing the idle state of \(ref): it is gone or no longer idle-managed")
+            work.publish.append(MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
+        }
+        return work
     }
 
     // MARK: time
@@ -256,12 +281,13 @@ actor IdleBook {
                 continue
             }
             if let last = lastPublished[ref], clock - last < .seconds(1) { continue }
-            lastPublished[ref] = clock
             dirty.remove(ref)
+            let payload = IdleStatePayload.encode(t, bridge: topics.bridgeID)
+            guard forced.remove(ref) != nil || lastPayload[ref] != payload else { continue }
+            lastPublished[ref] = clock
+            lastPayload[ref] = payload
             work.publish.append(
-                MQTTOutgoingMessage(
-                    topic: topics.idle(ref.runtime, ref.id), payload: IdleStatePayload.encode(t, bridge: topics.bridgeID), retain: true,
-                    droppable: false))
+                MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: payload, retain: true, droppable: false))
         }
         for (ref, held) in heldLeases where clock - held.renewed >= Self.dependencyLeaseRenewal {
             heldLeases[ref]?.renewed = clock

@@ -126,9 +126,6 @@ struct IdleLabels {
         if let v = values["idlewatcher.idle_action"], action == nil {
             out.append("idlewatcher.idle_action=\(v): expected stop, pause or kill")
         }
-        if let v = values["idlewatcher.wake_timeout"], Duration(parsing: v) == nil {
-            out.append("idlewatcher.wake_timeout=\(v): not a duration such as 2m")
-        }
         if let v = values["idlewatcher.traffic_threshold"], ByteSize.parse(v) == nil {
             out.append("idlewatcher.traffic_threshold=\(v): not a size such as 1MB")
         }

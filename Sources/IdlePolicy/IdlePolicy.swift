@@ -55,7 +55,7 @@ public final class IdlePolicy: BridgeExtension {
                         restoring = false
                         Task {
                             try? await Task.sleep(for: Self.restoreGrace)
-                            await book.markRestored()
+                            self.perform(await book.markRestored(), book: book, context: context)
                         }
                     }
                     self.perform(await book.apply(change, now: .now()), book: book, context: context)

@@ -19,9 +19,17 @@ enum IdleStatePayload {
         return Array(w.finish().utf8)
     }
 
-    /// What a restarted bridge takes back from its own retained state: the last activity and
-    /// the leases (unexpired ones are the caller's to choose). Nil if it is not this bridge's.
-    static func decode(_ payload: [UInt8], bridge: String) -> (lastActivity: Timestamp, leases: [String: IdleTimer.Lease])? {
+    /// What a restarted bridge takes back from its own retained state.
+    struct Restored: Sendable {
+        var lastActivity: Timestamp
+        /// The leases (unexpired ones are the caller's to choose).
+        var leases: [String: IdleTimer.Lease]
+        /// It was not running then: `sleeps_at` null with no lease held.
+        var wasAsleep: Bool
+    }
+
+    /// Nil if the state is not this bridge's, or unreadable.
+    static func decode(_ payload: [UInt8], bridge: String) -> Restored? {
         guard let json = try? JSON.parse(payload, maxDepth: 8), json["bridge"]?.string == bridge,
             let last = json["last_activity"]?.string.flatMap(Timestamp.init(rfc3339:))
         else { return nil }
@@ -32,6 +40,7 @@ enum IdleStatePayload {
             if h["until"]?.string != nil, until == nil { continue }
             leases[holder] = IdleTimer.Lease(until: until)
         }
-        return (last, leases)
+        let asleep = json["sleeps_at"].map { $0 == .null } ?? false && leases.isEmpty
+        return Restored(lastActivity: last, leases: leases, wasAsleep: asleep)
     }
 }

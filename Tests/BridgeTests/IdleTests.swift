@@ -139,6 +139,29 @@ struct IdleTests {
         }
     }
 
+    @Test("while the bridge is down: a container started by hand gets a whole timeout; one removed has its idle state cleared")
+    func changesWhileDown() async throws {
+        try await withEnvironment { env in
+            let sleeper = try env.docker.runQuickStopper("sleeper", labels: ["idlewatcher.idle_timeout": "4s"])
+            let gone = try env.docker.runQuickStopper("gone", labels: ["idlewatcher.idle_timeout": "1h"])
+            try await env.startBridge()
+            try await env.waitForStatus(sleeper, "stopped", timeout: .seconds(15))
+            try await eventually("the idle state of the sleeper says asleep") { env.idleState(sleeper)?.json?["sleeps_at"] is NSNull }
+            try await env.observer.waitFor(env.topic(gone, "idle")) { !$0.payload.isEmpty }
+            await env.bridge!.stop()
+            try env.docker.cli("start", sleeper)
+            try env.docker.cli("rm", "-f", gone)
+            let restarted = Date().timeIntervalSince1970
+            try await env.startBridge()
+            try await eventually("the gone container's idle state cleared") { env.idleState(gone)?.payload == "" }
+            try await env.observer.waitFor(env.topic(sleeper, "status"), timeout: .seconds(20)) {
+                $0.string("status") == "stopped" && $0.receivedAt > restarted
+            }
+            let slept = try #require(env.statusTime(sleeper, "stopped")) - restarted
+            #expect(slept >= 3.9, "a container started while the bridge was down slept \(slept) s after the restart")
+        }
+    }
+
     @Test("an idle action that is not allowed, and a protected container: never put to sleep, and the log says so")
     func notAllowed() async throws {
         try await withEnvironment { env in
