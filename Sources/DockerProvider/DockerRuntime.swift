@@ -120,11 +120,37 @@ public final class DockerRuntime: ContainerRuntime {
         try await api.negotiate()
         var cursor = followCursor.withLock { $0 }
         defer { followCursor.withLock { [cursor] in $0 = cursor } }
-        try await follow(filters: #"{"type":["container"]}"#, cursor: &cursor) { [self] in
+        let filters = #"{"type":["container"]}"#
+        if let since = cursor.since {
+            // Back after a loss: the events missed meanwhile go out first, in the order they
+            // happened, and only then the resync's statuses (which then agree with them, with
+            // their true `since`). The live stream below skips what this already handed on.
+            for json in await missedEvents(filters: filters, since: since) where cursor.accept(json) {
+                if let e = await lifecycleEvent(from: json) { await handler(.event(e)) }
+            }
+        }
+        try await follow(filters: filters, cursor: &cursor) { [self] in
             logger.info("following \(api.name) events at \(configuration.url)")
             await handler(.resync)
         } onEvent: { [self] event in
             if let e = await lifecycleEvent(from: event) { await handler(.event(e)) }
+        }
+    }
+
+    /// The events from `since` until now, in one finite request (`until=`); nothing if the
+    /// engine does not answer within 5 s (its clock may be behind ours: the live stream then
+    /// replays them after the resync instead).
+    private func missedEvents(filters: String, since: String) async -> [JSON] {
+        let now = Timestamp.now().nanoseconds
+        let until = "\(now / 1_000_000_000).\(String(now % 1_000_000_000).leftPadded(to: 9))"
+        let query = "filters=" + FormEncoding.percentEncode(filters) + "&since=" + since + "&until=" + until
+        do {
+            let r = try await api.request("GET", "/events?" + query, timeout: .seconds(5))
+            guard r.status == 200 else { return [] }
+            return r.body.split(separator: UInt8(ascii: "\n")).compactMap { try? JSON.parse($0, maxDepth: 16) }
+        } catch {
+            logger.debug("cannot read the events missed since \(since): \(BridgeError.wrapping(error).message)")
+            return []
         }
     }
 
@@ -144,6 +170,7 @@ public final class DockerRuntime: ContainerRuntime {
                     guard head.status == 200 else {
                         throw BridgeError(.unavailable, "\(api.name) at \(configuration.url) refused the event stream: HTTP \(head.status)")
                     }
+                    cursor.opened(at: Timestamp.now().nanoseconds)
                     await onOpen()
                 case .body(let bytes):
                     buffer.append(contentsOf: bytes)
@@ -224,4 +251,9 @@ extension DockerRuntime {
             logger.debug("\(api.name) at \(configuration.url) still unreachable: \(error.message)")
         }
     }
+}
+
+extension String {
+    /// With leading zeros up to `width` characters.
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

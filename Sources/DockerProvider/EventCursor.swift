@@ -10,7 +10,13 @@ struct EventCursor {
         guard let n = lastNanos else { return nil }
         let s = n / 1_000_000_000
         let frac = String(n % 1_000_000_000)
-        return "\(s)." + String(repeating: "0", count: 9 - frac.count) + frac
+        return "\(s)." + frac.leftPadded(to: 9)
+    }
+
+    /// The stream opened before any event was seen: a later reconnect asks for what happened
+    /// since now (else the events of an outage before the first event would be lost).
+    mutating func opened(at nanos: Int64) {
+        if lastNanos == nil { lastNanos = nanos }
     }
 
     /// False for an event already seen.
