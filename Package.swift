@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "idlewatcher-bridge",
             dependencies: [
-                "BridgeConfig", "Bridge", "MQTTClient", "IdlewatcherCore",
+                "BridgeConfig", "Bridge", "MQTTClient", "IdlewatcherCore", "IdlePolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

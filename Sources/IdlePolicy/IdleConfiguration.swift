@@ -73,6 +73,9 @@ public struct IdleConfiguration: Sendable, Hashable {
 
     public init() {}
 
+    /// What is wrong with a container's idle labels, one line each (the label is then ignored).
+    public static func labelProblems(_ labels: [String: String]) -> [String] { IdleLabels(labels).problems }
+
     /// The settings of one container: `idle.containers` first, then its labels, then the defaults.
     public func settings(for ref: ContainerRef, labels: [String: String], siblings: [String: String] = [:]) -> IdleSettings {
         let o = containers[ref] ?? Override()

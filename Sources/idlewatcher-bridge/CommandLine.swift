@@ -6,7 +6,7 @@ import Glibc
 /// (and swift-argument-parser links FoundationEssentials, 2 MiB of every bridge's memory).
 enum CommandLineRequest: Equatable {
     case run(config: String, logLevel: LogLevelOption)
-    case checkConfig(config: String)
+    case checkConfig(config: String, runtimes: Bool)
     case health(config: String, maxAge: Int)
     case version
     case help
@@ -16,7 +16,7 @@ enum CommandLineRequest: Equatable {
         commands from it, and puts idle containers to sleep.
 
         USAGE: idlewatcher-bridge [run] --config PATH [--log-level trace|debug|info|warning|error]
-               idlewatcher-bridge check-config --config PATH
+               idlewatcher-bridge check-config --config PATH [--runtimes]
                idlewatcher-bridge health --config PATH [--max-age SECONDS]
                idlewatcher-bridge --version
 
@@ -28,6 +28,8 @@ enum CommandLineRequest: Equatable {
         OPTIONS:
           --config PATH    The YAML configuration file.
           --log-level L    trace, debug, info (default), warning or error (run only).
+          --runtimes       check-config only: also list every runtime's containers and check their
+                           idlewatcher.* labels (warnings; the exit status stays that of the file).
           --max-age S      How old the health file may be, in seconds (health only; default 15).
           --version        Print the version.
           -h, --help       Print this help.
@@ -51,10 +53,14 @@ enum CommandLineRequest: Equatable {
             case "health": ["config", "max-age"]
             default: ["config"]
             }
+        var runtimes = false
         while let arg = args.popFirst() {
             switch arg {
             case "--version": return .version
             case "-h", "--help": return .help
+            case "--runtimes" where subcommand == "check-config":
+                runtimes = true
+                continue
             default: break
             }
             guard arg.hasPrefix("--") else { throw UsageError("unexpected argument '\(arg)'") }
@@ -74,7 +80,7 @@ enum CommandLineRequest: Equatable {
         guard let config = options["config"] else { throw UsageError("missing --config PATH") }
         switch subcommand {
         case "check-config":
-            return .checkConfig(config: config)
+            return .checkConfig(config: config, runtimes: runtimes)
         case "health":
             var maxAge = 15
             if let text = options["max-age"] {

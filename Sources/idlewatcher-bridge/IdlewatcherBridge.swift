@@ -1,5 +1,6 @@
 import Bridge
 import BridgeConfig
+import IdlePolicy
 import IdlewatcherCore
 import Logging
 import ServiceLifecycle
@@ -32,8 +33,8 @@ enum IdlewatcherBridge {
             status = 0
         case .run(let config, let level):
             status = await Run(config: config, logLevel: level).run()
-        case .checkConfig(let config):
-            status = CheckConfig(config: config).run()
+        case .checkConfig(let config, let runtimes):
+            status = await CheckConfig(config: config, runtimes: runtimes).run()
         case .health(let config, let maxAge):
             status = Health(config: config, maxAge: maxAge).run()
         }
@@ -101,18 +102,61 @@ struct Run {
     }
 }
 
-/// `check-config`: exit 0, or print each problem and exit 1.
+/// `check-config`: exit 0, or print each problem and exit 1. With `--runtimes`, also the
+/// problems of the containers' labels, read from the runtimes (warnings: the exit status stays 0).
 struct CheckConfig {
     var config: String
+    var runtimes = false
 
-    func run() -> Int32 {
+    func run() async -> Int32 {
         do {
             let c = try ConfigurationLoader().load(path: config)
             print("\(config): OK (bridge \(c.bridgeID), \(c.summary))")
+            if runtimes { await checkLabels(c) }
             return 0
         } catch {
             for p in error.problems { print(p.description) }
             return 1
+        }
+    }
+}
+
+extension CheckConfig {
+    /// Lists each endpoint's containers (10 s at most each) and prints a warning per label problem.
+    func checkLabels(_ c: Configuration) async {
+        let logger = Logger(label: "check-config") { _ in SwiftLogNoOpLogHandler() }
+        for e in c.endpoints {
+            let where_ = "\(e.kind) at \(e.url)"
+            do {
+                let runtime = try e.make(logger)
+                let list = try await withThrowingTaskGroup(of: [ContainerInfo]?.self) { group in
+                    group.addTask { try await runtime.containers() }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(10))
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? nil
+                }
+                await runtime.close()
+                guard let list else {
+                    print("warning: \(where_) did not list its containers within 10 s")
+                    continue
+                }
+                // Only the containers the bridge would expose (include, exclude, idlewatcher.enable).
+                let policy = ExposurePolicy(include: Set(e.include), exclude: Set(e.exclude))
+                let exposed = list.filter { policy.isVisible(name: $0.name, labels: $0.labels) }
+                var count = 0
+                for info in exposed.sorted(by: { $0.id < $1.id }) {
+                    for p in ExposurePolicy.labelProblems(info.labels) + IdleConfiguration.labelProblems(info.labels) {
+                        print("warning: \(e.kind)/\(info.id): \(p)")
+                        count += 1
+                    }
+                }
+                print("\(where_): \(exposed.count) container(s) exposed, \(count) label problem(s)")
+            } catch {
+                print("warning: cannot check the labels on \(where_): \(BridgeError.wrapping(error).message)")
+            }
         }
     }
 }

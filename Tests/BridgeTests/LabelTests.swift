@@ -63,4 +63,22 @@ struct LabelTests {
             #expect(env.docker.state(name) == "running")
         }
     }
+
+    @Test("check-config --runtimes lists the containers' label problems (warnings, exit 0)")
+    func checkConfigRuntimes() async throws {
+        try await withEnvironment { env in
+            let bad = try env.docker.run("bad", labels: ["idlewatcher.stop_timeout": "abc", "idlewatcher.idle_action": "nap"])
+            let good = try env.docker.run("good", labels: ["idlewatcher.idle_timeout": "5m"])
+            let dir = try makeTemporaryDirectory("checkconfig")
+            let file = dir.appendingPathComponent("c.yaml")
+            try BridgeProcess.dockerConfig(bridgeID: env.bridgeID, broker: env.broker, dockerExtra: "    include: [\(bad), \(good)]")
+                .write(to: file, atomically: true, encoding: .utf8)
+            let (status, output) = try run([BridgeProcess.executable, "check-config", "--config", file.path, "--runtimes"])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("warning: docker/\(bad): idlewatcher.stop_timeout=abc: not a duration"), "\(output)")
+            #expect(output.contains("warning: docker/\(bad): idlewatcher.idle_action=nap: expected stop, pause or kill"), "\(output)")
+            #expect(!output.contains("docker/\(good):"), "\(output)")
+            #expect(output.contains("2 container(s) exposed, 2 label problem(s)"), "\(output)")
+        }
+    }
 }
