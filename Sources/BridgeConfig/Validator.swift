@@ -56,7 +56,10 @@ struct Validator {
         config.defaults = defaultsSection(top["defaults"])
         config.homeAssistant = homeAssistantSection(top["homeassistant"])
         config.idle = idleSection(top["idle"], defaults: config.defaults, endpoints: config.endpoints)
-        if config.endpoints.isEmpty && !runtimeModules.contains(where: { top[$0.section] != nil }) {
+        let sectionProblem = r.problems.contains { p in runtimeModules.contains { p.path.hasPrefix($0.section) } }
+        if config.endpoints.isEmpty && !sectionProblem {
+            // `docker: []` as much as no section at all: a bridge without a runtime serves nothing.
+            // (An entry that has problems of its own already says what is wrong with it.)
             let names = runtimeModules.map { $0.section }
             r.problem(
                 names[0], "no runtime configured: add a \(names.dropLast().joined(separator: ", ")) or \(names.last!) entry")
@@ -98,8 +101,13 @@ struct Validator {
                 out.tls = true
                 out.port = 8883
             } else {
+                // One problem for one bad URL: what follows would only restate it.
                 r.problem("mqtt.url", "must start with mqtt:// or mqtts://, got '\(url)'")
+                rest = ""
             }
+            if rest.isEmpty, !(url.hasPrefix("mqtt://") || url.hasPrefix("mqtts://")) {
+                // already said
+            } else {
             if rest.hasSuffix("/") { rest = rest.dropLast() }
             if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
                 out.host = String(rest[..<colon])
@@ -112,6 +120,7 @@ struct Validator {
                 out.host = String(rest)
             }
             if out.host.isEmpty || out.host.contains("/") { r.problem("mqtt.url", "expected mqtt://HOST:PORT, got '\(url)'") }
+            }
         }
         if let base = r.string(m["base_topic"], "mqtt.base_topic") {
             if base.isEmpty || base.contains("+") || base.contains("#") || base.hasPrefix("/") || base.hasSuffix("/") || base.contains("//") {

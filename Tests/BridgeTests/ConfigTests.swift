@@ -92,3 +92,31 @@ struct ConfigTests {
         #expect(!output.contains("abc-123"))
     }
 }
+
+/// Issue 14: one line for one bad URL, and `docker: []` treated like no section at all.
+@Suite("check-config says each thing once")
+struct CheckConfigOnceTests {
+    func check(_ yaml: String) throws -> (Int32, [String]) {
+        let dir = try makeTemporaryDirectory("once")
+        let file = dir.appendingPathComponent("c.yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let (status, output) = try run([BridgeProcess.executable, "check-config", "--config", file.path])
+        return (status, output.split(separator: "\n").map(String.init))
+    }
+
+    @Test("a bad mqtt.url is one line")
+    func oneLineForABadURL() throws {
+        let (status, lines) = try check("mqtt:\n  url: http://broker:1883\ndocker: [{url: unix:///var/run/docker.sock}]")
+        #expect(status == 1)
+        #expect(lines == ["mqtt.url: must start with mqtt:// or mqtts://, got 'http://broker:1883'"])
+    }
+
+    @Test("an empty runtime list is no runtime, as a missing section is")
+    func emptyRuntimeList() throws {
+        for yaml in ["docker: []", "bridge:\n  id: x", "podman: []\nproxmox: []"] {
+            let (status, lines) = try check(yaml)
+            #expect(status == 1, "\(yaml)")
+            #expect(lines == ["docker: no runtime configured: add a docker, proxmox or podman entry"], "\(yaml): \(lines)")
+        }
+    }
+}
