@@ -44,6 +44,10 @@ public final class MosquittoBroker: @unchecked Sendable {
         child = nil
     }
 
+    /// SIGSTOP: the broker hangs. Its connections stay open and what clients send is accepted
+    /// by the kernel, but nothing is read, acknowledged or passed on until it is killed.
+    public func freeze() { child?.signal(SIGSTOP) }
+
     public var url: String { "mqtt://127.0.0.1:\(port)" }
 
     /// SIGHUP: mosquitto reads its password and ACL files again, keeping its clients.

@@ -70,6 +70,14 @@ struct FaultTests {
 
             try await eventually("events through the broker", timeout: .seconds(30)) { names.allSatisfy { env.seenEvents($0).count >= 6 } }
             let crashedAt = Date().timeIntervalSince1970
+            // The broker hangs first, then dies: the events the bridge sends meanwhile are in
+            // flight (sent, never acknowledged) when it is killed, so the crash always catches
+            // some, not only when the kill happens to land between a PUBLISH and its PUBACK.
+            let atFreeze = names.map(recorded)
+            env.broker.freeze()
+            try await eventually("events sent to the hung broker", timeout: .seconds(30)) {
+                zip(names, atFreeze).allSatisfy { recorded($0) >= $1 + 4 }
+            }
             let atCrash = names.map(recorded)
             await env.broker.stop(crash: true)
             // Dead long enough for the bridge to notice and go through its reconnect path.
@@ -116,7 +124,8 @@ struct FaultTests {
                 }
                 let i = names.firstIndex(of: n)!
                 print(
-                    "broker crash, \(n): \(truth.count) events (\(atCrash[i]) before the crash, \(atRestart[i] - atCrash[i]) while dead), "
+                    "broker crash, \(n): \(truth.count) events (\(atFreeze[i]) before the hang, \(atCrash[i] - atFreeze[i]) sent to the hung broker, "
+                        + "\(atRestart[i] - atCrash[i]) while dead), "
                         + "\(repeats.count) seen twice: \(repeats.map { $0.0 })")
                 try await eventually("the retained status after the crash", timeout: .seconds(30)) {
                     try await env.retainedStatus(n) == "running"
