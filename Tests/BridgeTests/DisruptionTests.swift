@@ -33,7 +33,7 @@ struct DisruptionTests {
             try env.docker.cli("start", other)
             try env.docker.cli("pause", name)
             try await Task.sleep(until: outageEnds)  // the outage itself, not a synchronisation
-            let onlineBefore = env.observer.messages(on: env.stateTopic).filter { $0.payload == "online" }.count
+            let onlineBefore = env.liveOnlineCount()
             try await env.broker.start()
 
             try await eventually("Docker's record of the outage") {
@@ -42,7 +42,7 @@ struct DisruptionTests {
             let (truthName, truthOther) = (dockerName.events, dockerOther.events)
             #expect(truthName.map(\.action) == ["pause", "unpause", "pause"], "\(truthName)")
             try await eventually("online again", timeout: .seconds(60)) {
-                env.observer.messages(on: env.stateTopic).filter { $0.payload == "online" }.count > onlineBefore
+                env.liveOnlineCount() > onlineBefore
             }
             // The reply is queued behind every event kept from the outage: once it is seen, all
             // of them have been delivered.

@@ -10,7 +10,9 @@ struct FaultTests {
     func queueLimit() async throws {
         try await withEnvironment(persistentBroker: true) { env in
             let name = try env.docker.run("flood")
-            try await env.startBridge(mqttExtra: "  queue_limit: 6")
+            // Only this container: the queue is shared, and other containers of this Docker
+            // host changing meanwhile (other tests, other users) would take places in it.
+            try await env.startBridge(dockerExtra: "    include: [\(name)]", mqttExtra: "  queue_limit: 6")
             try await env.waitForStatus(name, "running")
             // A command round trip first: nothing is in flight when the broker stops, so nothing
             // can come twice (QoS 1 resends after a reconnect) and every event counts once.
@@ -26,10 +28,10 @@ struct FaultTests {
             let outage = docker.events
             #expect(outage.map(\.action) == Array(repeating: ["pause", "unpause"], count: 5).flatMap { $0 } + ["pause"], "\(outage)")
             try await eventually("the drop to be logged") { env.bridge!.log.contains("dropped the oldest event") }
-            let onlineBefore = env.observer.messages(on: env.stateTopic).filter { $0.payload == "online" }.count
+            let onlineBefore = env.liveOnlineCount()
             try await env.broker.start()
             try await eventually("online again", timeout: .seconds(60)) {
-                env.observer.messages(on: env.stateTopic).filter { $0.payload == "online" }.count > onlineBefore
+                env.liveOnlineCount() > onlineBefore
             }
             // The reply is queued behind everything kept from the outage: once it is seen, all
             // of that has been delivered, and the comparison below cannot run ahead of it.

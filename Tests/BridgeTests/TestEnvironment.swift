@@ -34,14 +34,21 @@ final class TestEnvironment: @unchecked Sendable {
             bridgeID: bridgeID, broker: broker, mqttVersion: mqttVersion, dockerExtra: dockerExtra, extra: extra, mqttExtra: mqttExtra)
         let b = try BridgeProcess(yaml: yaml, bridgeID: bridgeID, environment: environment)
         bridge = b
-        let onlineCount = observer.messages(on: stateTopic).filter { $0.payload == "online" }.count
+        let onlineCount = liveOnlineCount()
         try await eventually("the bridge to publish online; log:\n\(b.log)", timeout: .seconds(20)) {
-            self.observer.messages(on: self.stateTopic).filter { $0.payload == "online" }.count > onlineCount
+            self.liveOnlineCount() > onlineCount
         }
         return b
     }
 
     var stateTopic: String { "idlewatcher/bridge/\(bridgeID)/state" }
+
+    /// How many times the observer has seen the bridge say `online` live: not counting a
+    /// retained `online` replayed when the observer subscribes again (after a broker restart
+    /// it may be one a bridge left before it lost the broker).
+    func liveOnlineCount() -> Int {
+        observer.messages(on: stateTopic).filter { $0.payload == "online" && !$0.retained }.count
+    }
     func topic(_ id: String, _ leaf: String) -> String { "idlewatcher/docker/\(id)/\(leaf)" }
 
     /// Publishes a command as `mosquitto_pub` would.
