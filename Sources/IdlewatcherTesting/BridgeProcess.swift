@@ -57,16 +57,19 @@ public final class BridgeProcess: @unchecked Sendable {
 
     public var log: String { child.output }
 
-    /// The version the sources declare (`bridgeVersion` in Sources/idlewatcher-bridge/main.swift):
-    /// what `--version` and Home Assistant's `sw_version` must say.
+    /// The version the sources declare (`let bridgeVersion = "…"` in the executable's sources,
+    /// Sources/idlewatcher-bridge): what `--version` and Home Assistant's `sw_version` must say.
     public static func sourceVersion() throws -> String {
-        let main = try String(
-            contentsOf: repositoryRoot.appendingPathComponent("Sources/idlewatcher-bridge/main.swift"), encoding: .utf8)
-        for line in main.split(separator: "\n") where line.hasPrefix("let bridgeVersion = \"") {
-            let value = line.dropFirst("let bridgeVersion = \"".count).prefix { $0 != "\"" }
-            if !value.isEmpty { return String(value) }
+        let dir = repositoryRoot.appendingPathComponent("Sources/idlewatcher-bridge")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }.sorted()
+        for file in files {
+            let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+            for line in text.split(separator: "\n") where line.hasPrefix("let bridgeVersion = \"") {
+                let value = line.dropFirst("let bridgeVersion = \"".count).prefix { $0 != "\"" }
+                if !value.isEmpty { return String(value) }
+            }
         }
-        throw TestSupportError("no `let bridgeVersion = \"…\"` line in Sources/idlewatcher-bridge/main.swift")
+        throw TestSupportError("no `let bridgeVersion = \"…\"` line in Sources/idlewatcher-bridge")
     }
 
     /// Stops the bridge with SIGTERM; returns the exit status.
