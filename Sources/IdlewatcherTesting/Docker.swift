@@ -96,3 +96,68 @@ public final class DockerFixture: @unchecked Sendable {
 
     deinit { cleanUp() }
 }
+
+/// One lifecycle event as Docker itself records it.
+public struct DockerEvent: Sendable, Equatable, CustomStringConvertible {
+    public var action: String
+    /// Docker's `timeNano`, as the bridge must print it: RFC 3339 UTC with microseconds.
+    public var time: String
+    public var description: String { "\(action)@\(time)" }
+
+    public init(action: String, time: String) {
+        self.action = action
+        self.time = time
+    }
+
+    /// The actions the contract says the bridge publishes for container events.
+    public static let contractActions: Set<String> = [
+        "create", "start", "restart", "pause", "unpause", "kill", "stop", "die", "destroy", "oom", "rename",
+    ]
+
+    /// Docker's `timeNano` printed as the contract prints event times (`…T21:55:00.123456Z`).
+    public static func rfc3339(nanoseconds: Int64) -> String {
+        var seconds = time_t(nanoseconds / 1_000_000_000)
+        let micros = Int((nanoseconds % 1_000_000_000) / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), micros)
+    }
+}
+
+/// Docker's own record of one container's events (`docker events`), the ground truth a test
+/// holds the bridge's events against: the same events, one for one, in the same order.
+public final class DockerEventRecorder: @unchecked Sendable {
+    // @unchecked: only immutable values are stored; reads parse the child's log file.
+    private let child: ChildProcess
+    private let container: String
+
+    /// Starts recording the events of `container` from `since` (a moment before the first
+    /// action of interest: `docker events` replays from there, so nothing is missed while the
+    /// CLI connects).
+    public init(container: String, since: Date) throws {
+        let dir = try makeTemporaryDirectory("docker-events")
+        child = try ChildProcess(
+            [
+                "docker", "events", "--since", String(format: "%.6f", since.timeIntervalSince1970), "--filter", "type=container",
+                "--filter", "container=\(container)", "--format", "{{.Action}}\t{{.TimeNano}}\t{{index .Actor.Attributes \"name\"}}",
+            ], log: dir.appendingPathComponent("events.log"))
+        self.container = container
+    }
+
+    /// The container events recorded so far whose action the contract names, in Docker's order.
+    public var events: [DockerEvent] {
+        child.output.split(separator: "\n").compactMap { line in
+            // Docker's `container=` filter also matches names it is a part of (`web` matches
+            // `web2`): only this container's own events count.
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard f.count == 3, f[2] == container, DockerEvent.contractActions.contains(String(f[0])), let nanos = Int64(f[1]) else { return nil }
+            return DockerEvent(action: String(f[0]), time: DockerEvent.rfc3339(nanoseconds: nanos))
+        }
+    }
+
+    public func stop() { child.signal(SIGKILL) }
+
+    deinit { child.signal(SIGKILL) }
+}

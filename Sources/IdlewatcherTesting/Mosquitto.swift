@@ -44,6 +44,10 @@ public final class MosquittoBroker: @unchecked Sendable {
         child = nil
     }
 
+    /// SIGSTOP: the broker hangs. Its connections stay open and what clients send is accepted
+    /// by the kernel, but nothing is read, acknowledged or passed on until it is killed.
+    public func freeze() { child?.signal(SIGSTOP) }
+
     public var url: String { "mqtt://127.0.0.1:\(port)" }
 
     /// SIGHUP: mosquitto reads its password and ACL files again, keeping its clients.
@@ -138,6 +142,78 @@ public enum MQTT {
         var args = ["mosquitto_pub", "-p", "\(broker.port)", "-q", "1", "-t", topic]
         if retain { args.append("-r") }
         args += extra
+        args += payload.isEmpty ? ["-n"] : ["-m", payload]
+        let (status, output) = try run(args)
+        if status != 0 { throw TestSupportError("mosquitto_pub failed: \(output)") }
+    }
+
+    /// What a subscriber arriving now finds retained on `filter`: every retained message, or an
+    /// empty array when there is none. Throws when the subscriber could not tell.
+    ///
+    /// `mosquitto_sub -W 1` prints nothing both for "nothing retained" and for a subscriber
+    /// that never connected or subscribed; this read answers "none" only after the broker
+    /// accepted the connection (CONNACK 0) and granted the subscription (SUBACK with QoS 0–2).
+    /// The broker sends a subscription's retained messages right behind its SUBACK, so they
+    /// have all arrived once a non-retained marker, published after the SUBACK on a topic of
+    /// the same SUBSCRIBE, comes back (`--retained-only` exits on the first non-retained
+    /// message). Where the marker cannot be published (an ACL), the read ends at `wait`,
+    /// which is just as sure, only slower. A subscription the broker grants but an ACL filters
+    /// (mosquitto 2.0 grants those) reads as none, as it would for any subscriber: read as a
+    /// user allowed to read the topic.
+    /// - Parameter connection: how `mosquitto_sub`/`mosquitto_pub` reach the broker (`-p`, TLS, login).
+    public static func retained(filter: String, connection: [String], wait: Duration = .seconds(5)) async throws -> [ObservedMessage] {
+        let marker = "iwtest/retained-probe/\(UUID().uuidString.prefix(8))"
+        let seconds = max(1, Int(wait.components.seconds))
+        let dir = try makeTemporaryDirectory("retained")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // stdbuf: mosquitto_sub's debug lines (CONNACK, SUBACK) would otherwise sit in its
+        // stdio buffer until it exits, and the marker could only follow the -W timeout.
+        let sub = try ChildProcess(
+            ["stdbuf", "-oL", "mosquitto_sub"] + connection + [
+                "-t", filter, "-t", marker, "-q", "1", "-d", "--retained-only", "-W", "\(seconds)", "-F", "retained-message\t%r\t%t\t%x",
+            ], log: dir.appendingPathComponent("sub.log"))
+        func failure(_ what: String) -> TestSupportError {
+            TestSupportError("cannot read the retained messages of \(filter): \(what); mosquitto_sub said:\n\(sub.output)")
+        }
+        // The SUBACK, or the end of a subscriber that never got one.
+        let granted = try await eventually("mosquitto_sub to subscribe to \(filter)", timeout: wait + .seconds(5)) { () -> [Int]? in
+            if let line = sub.output.split(separator: "\n").first(where: { $0.hasPrefix("Subscribed (mid: ") }) {
+                return line.split(separator: ":").last?.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? []
+            }
+            if !sub.isRunning { throw failure("it ended without a SUBACK (exit \(sub.terminationStatus ?? -1))") }
+            return nil
+        }
+        guard sub.output.contains("received CONNACK (0)") else { throw failure("the broker did not accept the connection") }
+        guard let qos = granted.first, (0...2).contains(qos) else { throw failure("the subscription was refused (granted \(granted))") }
+        if granted.count == 2, (0...2).contains(granted[1]) {
+            try? publish(connection: connection, topic: marker, payload: "marker")
+        }
+        let exit = try await eventually("mosquitto_sub to finish reading \(filter)", timeout: wait + .seconds(5)) { sub.terminationStatus }
+        // 0: the marker (or another live message) arrived after the retained ones; 27: -W timed out.
+        guard exit == 0 || exit == 27 else { throw failure("it failed (exit \(exit))") }
+        var out: [ObservedMessage] = []
+        for line in sub.output.split(separator: "\n") where line.hasPrefix("retained-message\t") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard f.count == 4 else { throw failure("unreadable line '\(line)'") }
+            out.append(
+                ObservedMessage(topic: String(f[2]), payload: MQTTObserver.unhex(f[3]), retained: f[1] == "1", correlationData: "", receivedAt: 0))
+        }
+        return out
+    }
+
+    /// The retained message of one topic (no wildcards), nil when the broker has none; throws
+    /// when the subscriber could not tell (see ``retained(filter:connection:wait:)``).
+    public static func retained(broker: MosquittoBroker, topic: String) async throws -> ObservedMessage? {
+        precondition(!topic.contains("+") && !topic.contains("#"), "one topic, not a filter: \(topic)")
+        let all = try await retained(filter: topic, connection: ["-p", "\(broker.port)"])
+        guard all.count <= 1 else { throw TestSupportError("\(all.count) retained messages on one topic \(topic): \(all)") }
+        return all.first
+    }
+
+    /// `mosquitto_pub` with the given connection arguments (a TLS broker, a login).
+    public static func publish(connection: [String], topic: String, payload: String, retain: Bool = false) throws {
+        var args = ["mosquitto_pub"] + connection + ["-q", "1", "-t", topic]
+        if retain { args.append("-r") }
         args += payload.isEmpty ? ["-n"] : ["-m", payload]
         let (status, output) = try run(args)
         if status != 0 { throw TestSupportError("mosquitto_pub failed: \(output)") }

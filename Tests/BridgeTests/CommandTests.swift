@@ -2,12 +2,13 @@ import Foundation
 import IdlewatcherTesting
 import Testing
 
-/// Every command of the contract on a real container, in text and in JSON.
+/// Every command of the contract on a real container, in text and in JSON, with the bridge
+/// speaking MQTT 5 and 3.1.1 (the Response Topic test is MQTT 5 only: 3.1.1 has no properties).
 @Suite("Commands on a real Docker container")
 struct CommandTests {
-    @Test("pause and unpause as plain text: reply, events and retained status")
-    func pauseUnpauseText() async throws {
-        try await withEnvironment { env in
+    @Test("pause and unpause as plain text: reply, events and retained status", arguments: MQTTVersion.allCases)
+    func pauseUnpauseText(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("web")
             try await env.startBridge()
             try await env.waitForStatus(name, "running")
@@ -28,7 +29,7 @@ struct CommandTests {
             #expect(event.string("id") == name)
             #expect(event.string("ref")?.count == 64)
             #expect(event.string("bridge") == env.bridgeID)
-            #expect(try env.retainedStatus(name) == "paused")
+            #expect(try await env.retainedStatus(name) == "paused")
 
             try env.send(name, "  UnPause \n")
             try await env.observer.waitFor(env.topic(name, "reply")) { $0.string("action") == "unpause" }
@@ -38,9 +39,9 @@ struct CommandTests {
         }
     }
 
-    @Test("JSON stop with signal and timeout; start brings it back; kill; restart; status")
-    func jsonLifecycle() async throws {
-        try await withEnvironment { env in
+    @Test("JSON stop with signal and timeout; start brings it back; kill; restart; status", arguments: MQTTVersion.allCases)
+    func jsonLifecycle(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.runQuickStopper("app")
             try await env.startBridge()
             try await env.waitForStatus(name, "running")
@@ -79,9 +80,9 @@ struct CommandTests {
         }
     }
 
-    @Test("wake starts a stopped container and unpauses a paused one; start on running does nothing")
-    func wake() async throws {
-        try await withEnvironment { env in
+    @Test("wake starts a stopped container and unpauses a paused one; start on running does nothing", arguments: MQTTVersion.allCases)
+    func wake(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("jellyfin")
             try env.docker.cli("stop", "-t", "0", name)
             try await env.startBridge()
@@ -104,9 +105,9 @@ struct CommandTests {
         }
     }
 
-    @Test("kill with a non-fatal signal leaves the container running, and the event says so")
-    func killHup() async throws {
-        try await withEnvironment { env in
+    @Test("kill with a non-fatal signal leaves the container running, and the event says so", arguments: MQTTVersion.allCases)
+    func killHup(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("hup")
             try await env.startBridge()
             try await env.waitForStatus(name, "running")
@@ -120,9 +121,9 @@ struct CommandTests {
         }
     }
 
-    @Test("a stop on a container that ignores SIGTERM waits for the timeout, then kills")
-    func slowStop() async throws {
-        try await withEnvironment { env in
+    @Test("a stop on a container that ignores SIGTERM waits for the timeout, then kills", arguments: MQTTVersion.allCases)
+    func slowStop(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("slow")  // /bin/sleep as PID 1 ignores SIGTERM
             try await env.startBridge()
             try await env.waitForStatus(name, "running")
@@ -134,9 +135,9 @@ struct CommandTests {
         }
     }
 
-    @Test("pause of a stopped container is invalid_state; unpause of a running one is ok")
-    func invalidState() async throws {
-        try await withEnvironment { env in
+    @Test("pause of a stopped container is invalid_state; unpause of a running one is ok", arguments: MQTTVersion.allCases)
+    func invalidState(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("st")
             try env.docker.cli("stop", "-t", "0", name)
             try await env.startBridge()
@@ -146,6 +147,14 @@ struct CommandTests {
             #expect((r.json?["error"] as? [String: Any])?["code"] as? String == "invalid_state")
             #expect(r.string("status") == "stopped")
             #expect(env.docker.state(name) == "exited")
+
+            // The name promises this half too: unpause of a running container is ok, nothing done.
+            try env.docker.cli("start", name)
+            try await env.waitForStatus(name, "running")
+            let u = try await env.command(name, ["action": "unpause"])
+            #expect(u.json?["ok"] as? Bool == true, "\(u.payload)")
+            #expect(u.string("status") == "running")
+            #expect(!env.eventActions(name).contains("unpause"), "nothing was done: \(env.eventActions(name))")
         }
     }
 
@@ -171,9 +180,9 @@ struct CommandTests {
         }
     }
 
-    @Test("concurrent wakes share one start, and each gets its own reply")
-    func wakeCoalescing() async throws {
-        try await withEnvironment { env in
+    @Test("concurrent wakes share one start, and each gets its own reply", arguments: MQTTVersion.allCases)
+    func wakeCoalescing(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("co")
             try env.docker.cli("stop", "-t", "0", name)
             try await env.startBridge()
@@ -187,9 +196,9 @@ struct CommandTests {
         }
     }
 
-    @Test("commands for one container run in arrival order")
-    func ordering() async throws {
-        try await withEnvironment { env in
+    @Test("commands for one container run in arrival order", arguments: MQTTVersion.allCases)
+    func ordering(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("ord")
             try await env.startBridge()
             try await env.waitForStatus(name, "running")

@@ -58,7 +58,7 @@ struct HomeAssistantTests {
             #expect((device["identifiers"] as? [String])?.count == 1)
             let origin = try #require(sw["origin"] as? [String: Any])
             #expect(origin["name"] as? String == "idlewatcher-bridge")
-            #expect(origin["sw_version"] is String)
+            #expect(origin["sw_version"] as? String == (try BridgeProcess.sourceVersion()))
             #expect(origin["support_url"] is String)
 
             let sensor = try #require(all["homeassistant/sensor/\(node)/\(object)_status/config"])
@@ -90,8 +90,27 @@ struct HomeAssistantTests {
                 #expect((config["default_entity_id"] as? String)?.hasPrefix(component + ".") == true)
                 #expect(config["origin"] != nil)
             }
-            // Retained, so Home Assistant finds them whenever it starts.
-            #expect(env.observer.messages(on: switchTopic).allSatisfy { !$0.retained || $0.payload.contains("wake") })
+            // Retained, so Home Assistant finds them whenever it starts. The observer subscribed
+            // before the bridge published, so it cannot see the flag: a fresh subscriber, arriving
+            // after the configs were published, must get every one of them, flagged retained, as
+            // last published. Fails if any config is published without the retain flag.
+            // (This container's and the bridge's own: other containers of this Docker host may
+            // come and go meanwhile.)
+            func ours(_ topic: String) -> Bool {
+                topic.contains("/\(node)/\(object)_") || topic.contains("/\(node)/bridge_")
+            }
+            var lastPublished: [String: String] = [:]
+            for m in env.observer.messages where m.topic.hasPrefix("homeassistant/") && m.topic.hasSuffix("/config") && ours(m.topic) {
+                lastPublished[m.topic] = m.payload.isEmpty ? nil : m.payload
+            }
+            let fresh = try await MQTT.retained(filter: "homeassistant/+/\(node)/+/config", connection: ["-p", "\(env.broker.port)"])
+                .filter { ours($0.topic) }
+            #expect(fresh.allSatisfy { $0.retained }, "\(fresh)")
+            #expect(Set(fresh.map(\.topic)).count == fresh.count, "one retained message per topic")
+            #expect(
+                Dictionary(fresh.map { ($0.topic, $0.payload) }, uniquingKeysWith: { a, _ in a }) == lastPublished,
+                "retained: \(fresh.map(\.topic).sorted())\npublished: \(lastPublished.keys.sorted())")
+            #expect(lastPublished.count >= 7 && lastPublished[switchTopic] != nil, "not an empty comparison: \(lastPublished.keys.sorted())")
 
             // The switch works as Home Assistant would use it.
             try env.send(name, "stop")

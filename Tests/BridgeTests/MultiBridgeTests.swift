@@ -34,11 +34,15 @@ struct MultiBridgeTests {
             try await env.observer.waitFor("idlewatcher/bridge/hosta/state") { $0.payload == "online" }
             try await env.observer.waitFor("idlewatcher/bridge/hostb/state") { $0.payload == "online" }
 
-            // A subscriber to idlewatcher/+/+/status sees every container of every bridge.
-            let (_, all) = try run(["mosquitto_sub", "-p", "\(env.broker.port)", "-t", "idlewatcher/+/+/status", "-W", "2", "-F", "%t"])
-            let seen = Set(all.split(separator: "\n").map(String.init))
-            #expect(seen.isSuperset(of: ["idlewatcher/docker/a-\(a)/status", "idlewatcher/docker/b-\(b)/status"]), "\(seen)")
+            // A subscriber to idlewatcher/+/+/status arriving now gets every container of every
+            // bridge, retained (and only under the right bridge's prefix).
+            let mine: Set = ["idlewatcher/docker/a-\(a)/status", "idlewatcher/docker/b-\(b)/status"]
+            let seen = try await eventually("both bridges' statuses, retained") { () -> Set<String>? in
+                let s = Set(try await MQTT.retained(filter: "idlewatcher/+/+/status", connection: ["-p", "\(env.broker.port)"]).map(\.topic))
+                return s.isSuperset(of: mine) ? s : nil
+            }
             #expect(!seen.contains("idlewatcher/docker/a-\(b)/status"))
+            #expect(!seen.contains("idlewatcher/docker/b-\(a)/status"))
 
             // Each answers only in its own namespace: one not_found from hosta, nothing from hostb.
             try MQTT.publish(broker: env.broker, topic: "idlewatcher/docker/a-\(b)/command", payload: "pause")
@@ -59,21 +63,22 @@ struct MultiBridgeTests {
             try await eventually("hostb's stale status cleared") {
                 env.observer.messages(on: "idlewatcher/docker/b-\(b)/status").last?.payload == ""
             }
-            #expect(try retained(env, "idlewatcher/docker/a-\(a)/status")?.contains("\"bridge\":\"hosta\"") == true)
+            #expect(try await retained(env, "idlewatcher/docker/a-\(a)/status")?.contains("\"bridge\":\"hosta\"") == true)
 
             // hosta killed: its will says offline; its Home Assistant entities use that topic for availability.
             one.child.signal(SIGKILL)
             try await env.observer.waitFor("idlewatcher/bridge/hosta/state", timeout: .seconds(10)) { $0.payload == "offline" }
             let haSwitch = try await env.observer.waitFor("homeassistant/switch/idlewatcher_hosta/docker_a-\(a)_power/config")
             #expect(haSwitch.payload.contains("idlewatcher/bridge/hosta/state"))
-            #expect(try retained(env, "idlewatcher/bridge/hostb/state") == "online")
+            #expect(try await retained(env, "idlewatcher/bridge/hosta/state") == "offline", "hosta's will is retained")
+            #expect(try await retained(env, "idlewatcher/bridge/hostb/state") == "online")
             await two.stop()
         }
     }
 
-    func retained(_ env: TestEnvironment, _ topic: String) throws -> String? {
-        let (_, out) = try run(["mosquitto_sub", "-p", "\(env.broker.port)", "-t", topic, "-C", "1", "-W", "1"])
-        let s = out.trimmingCharacters(in: .whitespacesAndNewlines)
-        return s.isEmpty || s.contains("Timed out") ? nil : s
+    /// The retained payload of `topic` for a subscriber arriving now; nil only when the broker
+    /// has none (a failed subscriber throws).
+    func retained(_ env: TestEnvironment, _ topic: String) async throws -> String? {
+        try await MQTT.retained(broker: env.broker, topic: topic)?.payload
     }
 }

@@ -5,9 +5,11 @@ import Testing
 /// Containers changed by someone else (the docker CLI): the right events, in order, and true statuses.
 @Suite("Changes made outside the bridge")
 struct OutsideChangesTests {
-    @Test("create, start, pause, unpause, kill -s HUP, stop, start, kill, rm: events in order, statuses true, retained status cleared")
-    func fullLifecycle() async throws {
-        try await withEnvironment { env in
+    @Test(
+        "create, start, pause, unpause, kill -s HUP, stop, rm: events in order, statuses true, retained status cleared",
+        arguments: MQTTVersion.allCases)
+    func fullLifecycle(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             try await env.startBridge()
             let name = try env.docker.runQuickStopper("ext", start: false)
             try await env.waitForStatus(name, "stopped")
@@ -46,7 +48,7 @@ struct OutsideChangesTests {
             try await eventually("the retained status to be cleared") {
                 env.observer.messages(on: env.topic(name, "status")).last?.payload == ""
             }
-            #expect(try env.retainedStatus(name) == nil)
+            #expect(try await env.retainedStatus(name) == nil)
         }
     }
 

@@ -14,7 +14,11 @@ struct ProcessTests {
             let status = await b.stop()
             #expect(status == 0)
             try await env.observer.waitFor(env.stateTopic) { $0.payload == "offline" }
-            #expect(b.log.contains("stopped"))
+            #expect(try await env.retainedState() == "offline", "a subscriber arriving now reads offline")
+            // The bridge's own last word, not any line that mentions a stopped container: the
+            // last line of its log is the info line "stopped".
+            let last = try #require(b.log.split(separator: "\n").last)
+            #expect(last.hasSuffix("] stopped") && last.contains(" info "), "last log line: \(last)")
             env.bridge = nil
         }
     }
@@ -50,18 +54,21 @@ struct ProcessTests {
         }
     }
 
-    @Test("at start-up, retained statuses this bridge left for gone containers are cleared; another bridge's are not")
-    func staleRetainedCleared() async throws {
-        try await withEnvironment { env in
+    @Test(
+        "at start-up, retained statuses this bridge left for gone containers are cleared; another bridge's are not",
+        arguments: MQTTVersion.allCases)
+    func staleRetainedCleared(_ mqtt: MQTTVersion) async throws {
+        try await withEnvironment(mqtt: mqtt) { env in
             let mine = "\(env.docker.prefix)-gone"
             let theirs = "\(env.docker.prefix)-elsewhere"
             try MQTT.publish(broker: env.broker, topic: env.topic(mine, "status"), payload: #"{"status":"running","bridge":"\#(env.bridgeID)","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
             try MQTT.publish(broker: env.broker, topic: env.topic(theirs, "status"), payload: #"{"status":"running","bridge":"another-host","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
             let live = try env.docker.run("live")
+            #expect(try await env.retainedStatus(mine) == "running", "the stale status is there before the bridge starts")
             try await env.startBridge()
             try await env.waitForStatus(live, "running")
-            try await eventually("the stale status to be cleared") { try env.retainedStatus(mine) == nil }
-            #expect(try env.retainedStatus(theirs) == "running", "another bridge's retained status is left alone")
+            try await eventually("the stale status to be cleared") { try await env.retainedStatus(mine) == nil }
+            #expect(try await env.retainedStatus(theirs) == "running", "another bridge's retained status is left alone")
             try MQTT.publish(broker: env.broker, topic: env.topic(theirs, "status"), payload: "", retain: true)
         }
     }
@@ -70,7 +77,10 @@ struct ProcessTests {
     func commandLine() throws {
         let v = try run([BridgeProcess.executable, "--version"])
         #expect(v.status == 0)
-        #expect(v.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+        // Exactly the version the sources declare, in MAJOR.MINOR.PATCH form.
+        let declared = try BridgeProcess.sourceVersion()
+        #expect(declared.wholeMatch(of: #/[0-9]+\.[0-9]+\.[0-9]+/#) != nil, "bridgeVersion '\(declared)' is not MAJOR.MINOR.PATCH")
+        #expect(v.output.trimmingCharacters(in: .whitespacesAndNewlines) == declared, "--version printed '\(v.output)'")
         let c = try run([BridgeProcess.executable, "check-config", "--config", repositoryRoot.appendingPathComponent("config/idlewatcher-bridge.yaml").path])
         #expect(c.status == 0, "\(c.output)")
     }

@@ -87,11 +87,12 @@ final class SecureBroker: Sendable {
         }
     }
 
-    /// What a subscriber arriving now gets as the retained message of `topic` (nil: none).
-    func retained(_ topic: String) throws -> String? {
-        let (_, output) = try run(["mosquitto_sub", "-t", topic, "-C", "1", "-W", "2", "-F", "%r %p"] + login("observer"))
-        let line = output.split(separator: "\n").first.map(String.init) ?? ""
-        return line.hasPrefix("1 ") ? String(line.dropFirst(2)) : nil
+    /// What a subscriber arriving now gets as the retained message of `topic`: nil only when the
+    /// broker has none; a subscriber that could not log in or subscribe throws.
+    func retained(_ topic: String) async throws -> String? {
+        let all = try await MQTT.retained(filter: topic, connection: login("observer"))
+        guard all.count <= 1 else { throw TestSupportError("\(all.count) retained messages on \(topic)") }
+        return all.first?.payload
     }
 
     /// The bridge's `mqtt:` section for this broker (`extra` adds or replaces lines).
@@ -164,7 +165,7 @@ struct SecurityTests {
             try await eventually("running again") { observer.messages(on: status).last?.json?["status"] as? String == "running" }
 
             // …but cannot say anything in the bridge's name: the ACL refuses, the retained state stays.
-            let retainedStatus = try secure.retained(status)
+            let retainedStatus = try #require(try await secure.retained(status), "the bridge's status is retained")
             let fake = #"{"status":"stopped","runtime":"docker","id":"\#(name)","since":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z","bridge":"\#(id)"}"#
             for (topic, payload) in [(status, fake), (state, "offline"), ("idlewatcher/docker/\(name)/event", fake)] {
                 _ = try run(["mosquitto_pub", "-q", "1", "-r", "-t", topic, "-m", payload] + secure.login("homeassistant"))
@@ -177,8 +178,8 @@ struct SecurityTests {
                 $0.json?["request_id"] as? String == "deputy" && $0.json?["ok"] != nil
             }
             #expect(deputy.topic == "idlewatcher/docker/\(name)/reply", "the reply went to \(deputy.topic)")
-            #expect(try secure.retained(status) == retainedStatus)
-            #expect(try secure.retained(state) == "online")
+            #expect(try await secure.retained(status) == retainedStatus)
+            #expect(try await secure.retained(state) == "online")
             #expect(!observer.messages.contains { $0.text == fake }, "a subscriber saw the fake status")
             #expect(!observer.messages.contains { $0.topic.hasSuffix("/status") && $0.json?["ok"] != nil }, "a reply on a status topic")
 

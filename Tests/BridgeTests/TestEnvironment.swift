@@ -11,9 +11,14 @@ final class TestEnvironment: @unchecked Sendable {
     let observer: MQTTObserver
     var bridge: BridgeProcess?
     let bridgeID: String
+    /// The protocol the bridge speaks (`mqtt.protocol`); the observer always speaks MQTT 5.
+    let mqttVersion: MQTTVersion
 
-    init(bridgeID: String = "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: Bool = false) async throws {
+    init(
+        bridgeID: String = "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: Bool = false, mqtt: MQTTVersion = .v5
+    ) async throws {
         self.bridgeID = bridgeID
+        mqttVersion = mqtt
         broker = try await MosquittoBroker(persistent: persistentBroker)
         docker = try await DockerFixture()
         observer = try MQTTObserver(broker: broker, sessionID: persistentBroker ? "observer-\(bridgeID)" : nil)
@@ -26,17 +31,24 @@ final class TestEnvironment: @unchecked Sendable {
         dockerExtra: String = "", extra: String = "", mqttExtra: String = "", environment: [String: String]? = nil
     ) async throws -> BridgeProcess {
         let yaml = BridgeProcess.dockerConfig(
-            bridgeID: bridgeID, broker: broker, dockerExtra: dockerExtra, extra: extra, mqttExtra: mqttExtra)
+            bridgeID: bridgeID, broker: broker, mqttVersion: mqttVersion, dockerExtra: dockerExtra, extra: extra, mqttExtra: mqttExtra)
         let b = try BridgeProcess(yaml: yaml, bridgeID: bridgeID, environment: environment)
         bridge = b
-        let onlineCount = observer.messages(on: stateTopic).filter { $0.payload == "online" }.count
+        let onlineCount = liveOnlineCount()
         try await eventually("the bridge to publish online; log:\n\(b.log)", timeout: .seconds(20)) {
-            self.observer.messages(on: self.stateTopic).filter { $0.payload == "online" }.count > onlineCount
+            self.liveOnlineCount() > onlineCount
         }
         return b
     }
 
     var stateTopic: String { "idlewatcher/bridge/\(bridgeID)/state" }
+
+    /// How many times the observer has seen the bridge say `online` live: not counting a
+    /// retained `online` replayed when the observer subscribes again (after a broker restart
+    /// it may be one a bridge left before it lost the broker).
+    func liveOnlineCount() -> Int {
+        observer.messages(on: stateTopic).filter { $0.payload == "online" && !$0.retained }.count
+    }
     func topic(_ id: String, _ leaf: String) -> String { "idlewatcher/docker/\(id)/\(leaf)" }
 
     /// Publishes a command as `mosquitto_pub` would.
@@ -54,15 +66,19 @@ final class TestEnvironment: @unchecked Sendable {
         return try await observer.waitFor(topic(id, "reply"), timeout: timeout) { $0.string("request_id") == rid }
     }
 
-    /// The status a subscriber arriving now would get (retained), read with a fresh mosquitto_sub.
-    func retainedStatus(_ id: String) throws -> String? {
-        let (_, output) = try run([
-            "mosquitto_sub", "-p", "\(broker.port)", "-t", topic(id, "status"), "-C", "1", "-W", "1", "-F", "%r %p",
-        ])
-        let line = output.split(separator: "\n").first.map(String.init) ?? ""
-        guard line.hasPrefix("1 ") else { return nil }
-        let json = try JSONSerialization.jsonObject(with: Data(line.dropFirst(2).utf8)) as? [String: Any]
-        return json?["status"] as? String
+    /// The `status` a subscriber arriving now gets retained for `id` (a fresh subscriber), nil
+    /// when the broker retains none. Throws when the subscriber could not tell, or when what is
+    /// retained is not status JSON: "nothing retained" is never a failed read.
+    func retainedStatus(_ id: String) async throws -> String? {
+        guard let m = try await MQTT.retained(broker: broker, topic: topic(id, "status")) else { return nil }
+        guard m.retained, let status = m.string("status") else { throw TestSupportError("retained status of \(id) is not status JSON: \(m)") }
+        return status
+    }
+
+    /// What a subscriber arriving now gets retained on this bridge's state topic (`online`,
+    /// `offline`), nil when none; throws when it could not tell.
+    func retainedState() async throws -> String? {
+        try await MQTT.retained(broker: broker, topic: stateTopic)?.payload
     }
 
     /// Waits until the last retained status a subscriber saw for `id` is `status`.
@@ -87,10 +103,10 @@ final class TestEnvironment: @unchecked Sendable {
 
 /// Runs `body` in a fresh environment and always tears it down.
 func withEnvironment(
-    bridgeID: String? = nil, persistentBroker: Bool = false, _ body: (TestEnvironment) async throws -> Void
+    bridgeID: String? = nil, persistentBroker: Bool = false, mqtt: MQTTVersion = .v5, _ body: (TestEnvironment) async throws -> Void
 ) async throws {
     let env = try await TestEnvironment(
-        bridgeID: bridgeID ?? "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: persistentBroker)
+        bridgeID: bridgeID ?? "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: persistentBroker, mqtt: mqtt)
     do {
         try await body(env)
     } catch {
@@ -99,4 +115,15 @@ func withEnvironment(
         throw error
     }
     await env.tearDown()
+}
+
+extension TestEnvironment {
+    /// The events a subscriber saw for `id` as Docker records them (action and time), in
+    /// arrival order. An event without an action or a time shows as such, so that it fails a
+    /// comparison with Docker's record instead of vanishing from it.
+    func seenEvents(_ id: String) -> [DockerEvent] {
+        observer.messages(on: topic(id, "event")).map {
+            DockerEvent(action: $0.string("action") ?? "<no action>", time: $0.string("time") ?? "<no time>")
+        }
+    }
 }

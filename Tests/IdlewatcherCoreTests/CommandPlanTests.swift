@@ -64,10 +64,18 @@ struct CommandPlanTests {
         #expect(wake.calls == ["start", "status", "unpause"])
         #expect(wake.current == .running)
 
+        // Known running, really stopped: the runtime refuses the pause, the live read says
+        // stopped, and the re-plan answers what the contract says for a stopped container:
+        // invalid_state (not the runtime's own refusal, nor any other error).
         let stopped = FakeContainer(.stopped)
-        await #expect(throws: BridgeError.self) {
+        do {
             try await CommandPlan.perform(Command(action: .pause), on: stopped, stopTimeout: .seconds(1), known: .running)
+            Issue.record("pause of a stopped container must be refused")
+        } catch let e as BridgeError {
+            #expect(e.code == .invalidState, "\(e)")
         }
+        #expect(stopped.calls == ["pause", "status"])
+        #expect(stopped.current == .stopped)
     }
 
     @Test("a genuine refusal is not retried")
