@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "MQTTClient",
             dependencies: [
-                "CMosquitto",
+                "CMosquitto", "IdlewatcherCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -51,11 +51,11 @@ public struct Configuration: Sendable {
     public func endpoints(_ kind: RuntimeKind) -> [RuntimeEndpoint] { endpoints.filter { $0.kind == kind } }
 
     /// `check-config`'s summary: "1 Docker endpoint(s), 0 Proxmox cluster(s)" (every runtime
-    /// with an entry, and Docker and Proxmox always).
+    /// with an entry, and those counted even without one).
     public var summary: String {
         runtimeModules.compactMap { m -> String? in
             let n = endpoints(m.description.kind).count
-            return n > 0 || m.section == "docker" || m.section == "proxmox" ? "\(n) \(m.countNoun)" : nil
+            return n > 0 || m.countedWhenAbsent ? "\(n) \(m.countNoun)" : nil
         }.joined(separator: ", ")
     }
 }

@@ -12,9 +12,16 @@ public protocol RuntimeModule {
     static var section: String { get }
     /// How `check-config` counts its entries: "Docker endpoint(s)".
     static var countNoun: String { get }
+    /// Whether `check-config` counts it even with no entry ("0 Proxmox cluster(s)"): the
+    /// runtimes of the first version do, as scripts may read that line.
+    static var countedWhenAbsent: Bool { get }
     /// Reads one entry of the section (problems go to `reader`, with `path` in front); nil if
     /// it cannot be used.
     static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint?
+}
+
+extension RuntimeModule {
+    public static var countedWhenAbsent: Bool { false }
 }
 
 /// One configured endpoint of a runtime, ready to build.

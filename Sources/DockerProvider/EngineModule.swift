@@ -41,6 +41,7 @@ public enum DockerModule: RuntimeModule {
     public static let description = EngineFlavor.docker.description
     public static let section = "docker"
     public static let countNoun = "Docker endpoint(s)"
+    public static let countedWhenAbsent = true
 
     public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
         EngineSection.endpoint(

@@ -1,4 +1,5 @@
 import CMosquitto
+import IdlewatcherCore
 import Logging
 import Synchronization
 
@@ -205,12 +206,5 @@ final class MosquittoLoop: @unchecked Sendable {
     static func describe(_ rc: Int32) -> String {
         if rc == MOSQ_ERR_ERRNO.rawValue { return String(cString: strerror(errno)) }
         return String(cString: mosquitto_strerror(rc))
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var wholeMilliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -8,6 +8,7 @@ public enum ProxmoxModule: RuntimeModule {
     public static let description = ProxmoxRuntime.description
     public static let section = "proxmox"
     public static let countNoun = "Proxmox cluster(s)"
+    public static let countedWhenAbsent = true
 
     public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
         guard let c = configuration(node, path: path, reader: &reader) else { return nil }

@@ -26,14 +26,16 @@ struct DependencyTests {
     @Test("an app on bridge A depending on a database on bridge B: waking the app wakes the database first; the database sleeps after the app stops, not while it runs")
     func acrossBridges() async throws {
         try await withEnvironment { env in
-            let db = try env.docker.runQuickStopper("db", labels: ["idlewatcher.idle_timeout": "3s"], start: false)
+            let db = try env.docker.runQuickStopper("db", start: false)
             let app = try env.docker.runQuickStopper("app", start: false)
             let a = try BridgeProcess(
                 yaml: Self.config(
                     env, id: "hosta", prefix: "a-", include: app,
                     idle: "  containers:\n    docker/a-\(app): {depends_on: [docker/b-\(db)]}"),
                 bridgeID: "hosta")
-            let b = try BridgeProcess(yaml: Self.config(env, id: "hostb", prefix: "b-", include: db, idle: "  timeout: 0s"), bridgeID: "hostb")
+            let b = try BridgeProcess(
+                yaml: Self.config(env, id: "hostb", prefix: "b-", include: db, idle: "  containers:\n    docker/b-\(db): {timeout: 3s}"),
+                bridgeID: "hostb")
             defer {
                 a.child.signal(SIGKILL)
                 b.child.signal(SIGKILL)

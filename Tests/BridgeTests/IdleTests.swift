@@ -32,6 +32,11 @@ extension TestEnvironment {
 struct IdleTests {
     static let idle3s = ["idlewatcher.idle_timeout": "3s"]
 
+    /// Idle settings in the bridge's own config (`idle.containers`), so that another bridge on
+    /// the same Docker host (a developer's `make run`) has no label to act on.
+    static func idle(_ entries: [(String, String)]) -> String {
+        "idle:\n  containers:\n" + entries.map { "    docker/\($0.0): {\($0.1)}" }.joined(separator: "\n")
+    }
     @Test("a container with a 3 s idle timeout is stopped 3 s after its last activity, another paused; not before")
     func sleepsOnTime() async throws {
         try await withEnvironment { env in
@@ -64,8 +69,8 @@ struct IdleTests {
     @Test("a touch postpones the sleep; a lease without ttl holds it until released; a ttl that ends lets it sleep")
     func touchesAndLeases() async throws {
         try await withEnvironment { env in
-            let name = try env.docker.runQuickStopper("leased", labels: Self.idle3s)
-            try await env.startBridge()
+            let name = try env.docker.runQuickStopper("leased")
+            try await env.startBridge(extra: Self.idle([(name, "timeout: 3s")]))
             try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
             // A touch at 2 s: asleep not before 3 s after it.
             try await Task.sleep(for: .seconds(2))  // the scenario's own timeline, not synchronisation
@@ -100,8 +105,8 @@ struct IdleTests {
     @Test("a retained activity message changes nothing")
     func retainedActivity() async throws {
         try await withEnvironment { env in
-            let name = try env.docker.runQuickStopper("retained", labels: Self.idle3s)
-            try await env.startBridge()
+            let name = try env.docker.runQuickStopper("retained")
+            try await env.startBridge(extra: Self.idle([(name, "timeout: 3s")]))
             let first = try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
             let lastActivity = try #require(first.string("last_activity").flatMap(Self.seconds))
             try env.activity(name, #"{"holder":"ghost"}"#, retain: true)
@@ -119,8 +124,9 @@ struct IdleTests {
     @Test("SIGKILL the bridge while a lease is held, start it again: the lease holds")
     func leaseSurvivesRestart() async throws {
         try await withEnvironment { env in
-            let name = try env.docker.runQuickStopper("survivor", labels: Self.idle3s)
-            try await env.startBridge()
+            let name = try env.docker.runQuickStopper("survivor")
+            let config = Self.idle([(name, "timeout: 3s")])
+            try await env.startBridge(extra: config)
             try await env.observer.waitFor(env.topic(name, "idle")) { !$0.payload.isEmpty }
             try env.activity(name, #"{"holder":"tv"}"#)
             try await eventually("the lease retained") {
@@ -130,7 +136,7 @@ struct IdleTests {
             try await eventually("the will says offline") {
                 env.observer.messages(on: env.stateTopic).last?.payload == "offline"
             }
-            try await env.startBridge()
+            try await env.startBridge(extra: config)
             #expect(try await env.staysRunning(name, for: .seconds(6)), "the restarted bridge forgot the lease")
             let holders = env.idleState(name)?.json?["holders"] as? [[String: Any]]
             #expect(holders?.first?["holder"] as? String == "tv")
@@ -142,9 +148,10 @@ struct IdleTests {
     @Test("while the bridge is down: a container started by hand gets a whole timeout; one removed has its idle state cleared")
     func changesWhileDown() async throws {
         try await withEnvironment { env in
-            let sleeper = try env.docker.runQuickStopper("sleeper", labels: ["idlewatcher.idle_timeout": "4s"])
-            let gone = try env.docker.runQuickStopper("gone", labels: ["idlewatcher.idle_timeout": "1h"])
-            try await env.startBridge()
+            let sleeper = try env.docker.runQuickStopper("sleeper")
+            let gone = try env.docker.runQuickStopper("gone")
+            let config = Self.idle([(sleeper, "timeout: 4s"), (gone, "timeout: 1h")])
+            try await env.startBridge(extra: config)
             try await env.waitForStatus(sleeper, "stopped", timeout: .seconds(15))
             try await eventually("the idle state of the sleeper says asleep") { env.idleState(sleeper)?.json?["sleeps_at"] is NSNull }
             try await env.observer.waitFor(env.topic(gone, "idle")) { !$0.payload.isEmpty }
@@ -152,7 +159,7 @@ struct IdleTests {
             try env.docker.cli("start", sleeper)
             try env.docker.cli("rm", "-f", gone)
             let restarted = Date().timeIntervalSince1970
-            try await env.startBridge()
+            try await env.startBridge(extra: config)
             try await eventually("the gone container's idle state cleared") { env.idleState(gone)?.payload == "" }
             try await env.observer.waitFor(env.topic(sleeper, "status"), timeout: .seconds(20)) {
                 $0.string("status") == "stopped" && $0.receivedAt > restarted
@@ -165,10 +172,10 @@ struct IdleTests {
     @Test("an idle action that is not allowed, and a protected container: never put to sleep, and the log says so")
     func notAllowed() async throws {
         try await withEnvironment { env in
-            let narrow = try env.docker.runQuickStopper(
-                "narrow", labels: Self.idle3s.merging(["idlewatcher.allow": "status,wake"]) { a, _ in a })
-            let guarded = try env.docker.runQuickStopper("guarded", labels: Self.idle3s)
-            try await env.startBridge(dockerExtra: "    protected: [\(guarded)]")
+            let narrow = try env.docker.runQuickStopper("narrow", labels: ["idlewatcher.allow": "status,wake"])
+            let guarded = try env.docker.runQuickStopper("guarded")
+            try await env.startBridge(
+                dockerExtra: "    protected: [\(guarded)]", extra: Self.idle([(narrow, "timeout: 3s"), (guarded, "timeout: 3s")]))
             try await env.observer.waitFor(env.topic(narrow, "idle")) { !$0.payload.isEmpty }
             #expect(env.idleState(narrow)?.json?["sleeps_at"] is NSNull)
             #expect(try await env.staysRunning(narrow, for: .seconds(5)))
