@@ -16,7 +16,7 @@ RELEASE_BIN  := .build/release/idlewatcher-bridge
 VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/IdlewatcherBridge.swift)
 
 .PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman broker demo test-image \
-        check-config bench format clean install uninstall image
+        check-config bench format format-check clean install uninstall image
 
 all: build
 
@@ -78,6 +78,7 @@ pve-simulator:
 ## and `make install` into a DESTDIR, its unit under systemd; here they must run
 ## (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
 test: deps engine podman test-image image
+	scripts/check-format.sh
 	python3 tools/pve-simulator/test_pve_simulator.py
 	$(SWIFT) build --build-tests
 	IDLEWATCHER_DEPLOYMENT_TESTS=1 $(SWIFT) test --skip-build --no-parallel
@@ -111,7 +112,11 @@ bench: release test-image
 	python3 bench/bench.py
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --configuration .swift-format --recursive Sources Tests Package.swift
+
+## Every Swift file as `make format` writes it (run first by `make test`).
+format-check:
+	@scripts/check-format.sh
 
 clean:
 	rm -rf .build

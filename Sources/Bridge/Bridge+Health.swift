@@ -1,7 +1,7 @@
 import IdlewatcherCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The bridge's health, as `idlewatcher-bridge health` reads it: a small JSON file rewritten

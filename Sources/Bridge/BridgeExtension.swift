@@ -34,7 +34,8 @@ public struct ExtensionContext: Sendable {
 
     init(
         bridgeID: String, topics: Topics, logger: Logger, messages: AsyncStream<MQTTIncomingMessage>,
-        changes: AsyncStream<BridgeChange>, publish: @escaping @Sendable (MQTTOutgoingMessage) -> Void, registry: Registry, commands: CommandService
+        changes: AsyncStream<BridgeChange>, publish: @escaping @Sendable (MQTTOutgoingMessage) -> Void, registry: Registry,
+        commands: CommandService
     ) {
         self.bridgeID = bridgeID
         self.topics = topics

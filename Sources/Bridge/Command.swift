@@ -34,7 +34,8 @@ public struct Command: Sendable, Hashable {
     /// got 3601`), and carries the action and request id whenever they could be read, so that
     /// the reply names them even when another key is wrong.
     public static func parse(_ payload: [UInt8], runtime: RuntimeDescription) -> Result<Command, Rejection> {
-        func reject(_ code: ErrorCode, _ m: String, action: String? = nil, requestID: String? = nil) -> Result<Command, Rejection> {
+        func reject(_ code: ErrorCode, _ m: String, action: String? = nil, requestID: String? = nil) -> Result<Command, Rejection>
+        {
             .failure(Rejection(error: BridgeError(code, m), action: action, requestID: requestID))
         }
         guard payload.count <= maxPayload else {

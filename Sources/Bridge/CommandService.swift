@@ -91,14 +91,16 @@ public final class CommandService: Service, Sendable {
         let endpoint = await registry.endpoint(i)
         let r = bindings[i].runtime
         guard accepting.load(ordering: .relaxed) else {
-            return refuse(BridgeError(.unavailable, "the bridge is shutting down; try again when it is back online"), status: knownStatus)
+            return refuse(
+                BridgeError(.unavailable, "the bridge is shutting down; try again when it is back online"), status: knownStatus)
         }
         guard endpoint.available else {
             let why = endpoint.lastError?.message ?? "\(r.runtime.displayName) at \(r.endpoint) is not connected yet"
             return refuse(BridgeError(.unavailable, why), status: knownStatus)
         }
         guard let tracked, tracked.visible else {
-            return refuse(BridgeError(.notFound, "no container '\(id)' is exposed by this bridge on \(r.endpoint)"), status: knownStatus)
+            return refuse(
+                BridgeError(.notFound, "no container '\(id)' is exposed by this bridge on \(r.endpoint)"), status: knownStatus)
         }
         if let why = bindings[i].policy.refusal(of: command.action, name: tracked.name, labels: tracked.labels) {
             return refuse(BridgeError(.notAllowed, why), status: knownStatus)
@@ -115,9 +117,13 @@ public final class CommandService: Service, Sendable {
     }
 
     /// Answers a command that could not be parsed (with the last status the bridge knows).
-    public func reject(_ rejection: Command.Rejection, to runtime: RuntimeKind, _ id: String, onReply: @escaping @Sendable (Reply) -> Void) async {
+    public func reject(
+        _ rejection: Command.Rejection, to runtime: RuntimeKind, _ id: String, onReply: @escaping @Sendable (Reply) -> Void
+    ) async {
         var status: ContainerStatus? = nil
-        if let i = registry.endpointIndex(for: runtime, id: id), let t = await registry.tracked(i, id), t.visible { status = t.status }
+        if let i = registry.endpointIndex(for: runtime, id: id), let t = await registry.tracked(i, id), t.visible {
+            status = t.status
+        }
         deliver(
             Reply(
                 requestID: rejection.requestID, runtime: runtime, id: id, action: rejection.action, status: status,
@@ -233,13 +239,16 @@ public final class CommandService: Service, Sendable {
             try? await Task.sleep(for: min(interval, deadline - now))
         }
         let seen =
-            last.map { "\($0.status.rawValue), health: \($0.health.rawValue)" } ?? lastError.map { "readiness unknown: \($0.message)" }
+            last.map { "\($0.status.rawValue), health: \($0.health.rawValue)" } ?? lastError.map {
+                "readiness unknown: \($0.message)"
+            }
             ?? "readiness unknown"
         return (
             false,
             BridgeError(
                 .timeout,
-                "\(id) did not become ready within \(limit.wholeMilliseconds / 1000) s (wake_timeout; \(seen)); it is left as it is")
+                "\(id) did not become ready within \(limit.wholeMilliseconds / 1000) s (wake_timeout; \(seen)); it is left as it is"
+            )
         )
     }
 
@@ -260,10 +269,13 @@ public final class CommandService: Service, Sendable {
         var meta: Logger.Metadata = ["runtime": "\(reply.runtime)", "container": "\(reply.id)", "action": "\(action ?? "-")"]
         if let r = reply.requestID { meta["request_id"] = "\(r)" }
         if let error = reply.error {
-            logger.warning("command \(action ?? "?") for \(reply.id) failed: \(error.code.rawValue): \(error.message)", metadata: meta)
+            logger.warning(
+                "command \(action ?? "?") for \(reply.id) failed: \(error.code.rawValue): \(error.message)", metadata: meta)
         } else {
             let ms = reply.duration.map { " in \($0.wholeMilliseconds) ms" } ?? ""
-            logger.info("command \(action ?? "?") for \(reply.id): ok, \(reply.status?.rawValue ?? "status unknown")\(ms)", metadata: meta)
+            logger.info(
+                "command \(action ?? "?") for \(reply.id): ok, \(reply.status?.rawValue ?? "status unknown")\(ms)", metadata: meta
+            )
         }
     }
 }

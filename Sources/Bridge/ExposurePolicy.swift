@@ -91,10 +91,13 @@ public struct ExposurePolicy: Sendable, Hashable {
             let items = v.split(separator: ",").map { String($0).trimmingWhitespace().lowercased() }.filter { !$0.isEmpty }
             let unknown = items.filter { Action(rawValue: $0) == nil }
             if items.isEmpty {
-                out.append("idlewatcher.allow is empty; it is ignored (the defaults apply). To allow only status, say idlewatcher.allow=status")
+                out.append(
+                    "idlewatcher.allow is empty; it is ignored (the defaults apply). To allow only status, say idlewatcher.allow=status"
+                )
             } else if !unknown.isEmpty {
                 out.append(
-                    "idlewatcher.allow=\(v): unknown action\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (known: \(Action.allNames))")
+                    "idlewatcher.allow=\(v): unknown action\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (known: \(Action.allNames))"
+                )
             }
         }
         if let v = labels["idlewatcher.stop_timeout"], Duration(parsing: v) == nil {

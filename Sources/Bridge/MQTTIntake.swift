@@ -73,7 +73,8 @@ struct MQTTIntake: Sendable {
         let deliver: @Sendable (Reply) -> Void = { reply in
             publish(
                 MQTTOutgoingMessage(
-                    topic: replyTopic, payload: Payloads.reply(reply, bridge: bridgeID), correlationData: correlation, droppable: false))
+                    topic: replyTopic, payload: Payloads.reply(reply, bridge: bridgeID), correlationData: correlation,
+                    droppable: false))
         }
         switch Command.parse(message.payload, runtime: runtime) {
         case .failure(let rejection): await commands.reject(rejection, to: kind, id, onReply: deliver)

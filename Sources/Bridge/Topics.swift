@@ -30,7 +30,8 @@ public struct Topics: Sendable, Hashable {
     public func acceptsResponseTopic(_ topic: String) -> Bool {
         let bytes = topic.utf8
         guard !bytes.isEmpty, !bytes.contains(UInt8(ascii: "+")), !bytes.contains(UInt8(ascii: "#")) else { return false }
-        guard bytes.starts(with: base.utf8), bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/")
+        guard bytes.starts(with: base.utf8),
+            bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/")
         else { return true }
         return parse(topic)?.leaf == "reply"
     }
@@ -42,7 +43,9 @@ public struct Topics: Sendable, Hashable {
     public func acceptsResponseTopic(_ topic: String, for runtime: RuntimeKind, _ id: String) -> Bool {
         guard acceptsResponseTopic(topic) else { return false }
         let bytes = topic.utf8
-        let inside = bytes.starts(with: base.utf8) && (bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/"))
+        let inside =
+            bytes.starts(with: base.utf8)
+            && (bytes.count == base.utf8.count || bytes.dropFirst(base.utf8.count).first == UInt8(ascii: "/"))
         return !inside || topic == reply(runtime, id)
     }
 

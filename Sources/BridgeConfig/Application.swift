@@ -34,7 +34,8 @@ public struct Application: Sendable {
         }
 
         let online = MQTTOutgoingMessage(topic: topics.bridgeState, payload: Array("online".utf8), retain: true, droppable: false)
-        let offline = MQTTOutgoingMessage(topic: topics.bridgeState, payload: Array("offline".utf8), retain: true, droppable: false)
+        let offline = MQTTOutgoingMessage(
+            topic: topics.bridgeState, payload: Array("offline".utf8), retain: true, droppable: false)
         let mqttConfiguration = MQTTConfiguration(
             host: c.mqtt.host, port: c.mqtt.port, tls: c.mqtt.tls, caFile: c.mqtt.caFile, certFile: c.mqtt.certFile,
             keyFile: c.mqtt.keyFile, username: c.mqtt.username, password: c.mqtt.password, clientID: c.mqtt.clientID,

@@ -3,7 +3,7 @@ import IdlewatcherCore
 import YAML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The problems found in a configuration file, all of them.
@@ -19,14 +19,20 @@ public struct ConfigurationLoader {
     /// The host name, the default `bridge.id`.
     public var hostName: String
 
-    public init(environment: [String: String] = ConfigurationLoader.processEnvironment(), hostName: String = ConfigurationLoader.currentHostName()) {
+    public init(
+        environment: [String: String] = ConfigurationLoader.processEnvironment(),
+        hostName: String = ConfigurationLoader.currentHostName()
+    ) {
         self.environment = environment
         self.hostName = hostName
     }
 
     public func load(path: String) throws(ConfigurationError) -> Configuration {
         guard let text = readFile(path) else {
-            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")])
+            throw ConfigurationError(problems: [
+                ConfigurationProblem(
+                    path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")
+            ])
         }
         return try parse(yaml: text)
     }
@@ -47,7 +53,9 @@ public struct ConfigurationLoader {
             directory = String(d)
         } else {
             var st = stat()
-            if stat("/run/idlewatcher-bridge", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { directory = "/run/idlewatcher-bridge" }
+            if stat("/run/idlewatcher-bridge", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                directory = "/run/idlewatcher-bridge"
+            }
         }
         return "\(directory)/idlewatcher-bridge-\(bridgeID).health"
     }
@@ -56,11 +64,16 @@ public struct ConfigurationLoader {
     /// `bridge.health_file` and nothing else, so it works where the service's secrets are not readable.
     public func healthFile(configPath path: String) throws(ConfigurationError) -> String {
         guard let text = readFile(path) else {
-            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")])
+            throw ConfigurationError(problems: [
+                ConfigurationProblem(
+                    path: "", message: "cannot read the configuration file \(path): \(String(cString: strerror(errno)))")
+            ])
         }
         let root: YAMLNode?
         do { root = try YAMLNode.parse(text) } catch {
-            throw ConfigurationError(problems: [ConfigurationProblem(path: "", message: "not valid YAML: \(error)".oneLine(limit: 400))])
+            throw ConfigurationError(problems: [
+                ConfigurationProblem(path: "", message: "not valid YAML: \(error)".oneLine(limit: 400))
+            ])
         }
         let bridge = root?["bridge"]?.mapping
         let id = bridge?["id"]?.text ?? hostName
@@ -82,7 +95,9 @@ public struct ConfigurationLoader {
     public static func currentHostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)
-        let name = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: ".").first.map(String.init) ?? "bridge"
+        let name =
+            String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: ".")
+            .first.map(String.init) ?? "bridge"
         let cleaned = String(name.unicodeScalars.map { BridgeIDRules.isAllowed($0) ? Character($0) : "-" })
         return cleaned.isEmpty ? "bridge" : cleaned
     }
@@ -95,4 +110,3 @@ enum BridgeIDRules {
         (u >= "A" && u <= "Z") || (u >= "a" && u <= "z") || (u >= "0" && u <= "9") || u == "_" || u == "-"
     }
 }
-

@@ -5,7 +5,9 @@ import YAML
 
 extension Validator {
     /// `idle:` (contract v1.1, "Idle policy"): defaults, and per container by `<runtime>/<id>`.
-    mutating func idleSection(_ node: YAMLNode?, defaults: Configuration.Defaults, endpoints: [RuntimeEndpoint]) -> IdleConfiguration {
+    mutating func idleSection(
+        _ node: YAMLNode?, defaults: Configuration.Defaults, endpoints: [RuntimeEndpoint]
+    ) -> IdleConfiguration {
         let m = r.mapping(
             node, "idle", allowed: ["timeout", "action", "wake_timeout", "traffic_threshold", "traffic_interval", "containers"])
         var out = IdleConfiguration()
@@ -29,17 +31,21 @@ extension Validator {
             } else if let text = c.text, text.isEmpty || text == "~" || text == "null" {
                 entries = []
             } else {
-                r.problem("idle.containers", "must be a mapping of <runtime>/<id> to settings, like docker/jellyfin: {timeout: 30m}")
+                r.problem(
+                    "idle.containers", "must be a mapping of <runtime>/<id> to settings, like docker/jellyfin: {timeout: 30m}")
             }
         }
         for entry in entries {
             let key = entry.key.text
             let path = "idle.containers.\(key)"
             guard let ref = ContainerRef(parsing: key), runtimes.contains(ref.runtime.rawValue) else {
-                r.problem(path, "must be <runtime>/<id> with a runtime of \(runtimes.sorted().joined(separator: ", ")), like docker/jellyfin")
+                r.problem(
+                    path,
+                    "must be <runtime>/<id> with a runtime of \(runtimes.sorted().joined(separator: ", ")), like docker/jellyfin")
                 continue
             }
-            let c = r.mapping(entry.value, path, allowed: ["timeout", "action", "wake_timeout", "depends_on", "traffic_threshold"])
+            let c = r.mapping(
+                entry.value, path, allowed: ["timeout", "action", "wake_timeout", "depends_on", "traffic_threshold"])
             var o = IdleConfiguration.Override()
             o.timeout = r.duration(c["timeout"], "\(path).timeout")
             o.action = idleAction(c["action"], "\(path).action")
@@ -48,7 +54,9 @@ extension Validator {
             if c["depends_on"] != nil {
                 var deps: [ContainerRef] = []
                 for (i, d) in r.stringList(c["depends_on"], "\(path).depends_on").enumerated() {
-                    if let dep = ContainerRef(parsing: d) { deps.append(dep) } else {
+                    if let dep = ContainerRef(parsing: d) {
+                        deps.append(dep)
+                    } else {
                         r.problem("\(path).depends_on[\(i)]", "must be <runtime>/<id>, like proxmox/105, got '\(d)'")
                     }
                 }
@@ -66,7 +74,8 @@ extension Validator {
         for cycle in Self.cycles(graph) {
             r.problem(
                 "idle.containers.\(cycle[0]).depends_on",
-                "dependency cycle \((cycle + [cycle[0]]).map(\.description).joined(separator: " → ")): a container cannot wait for itself")
+                "dependency cycle \((cycle + [cycle[0]]).map(\.description).joined(separator: " → ")): a container cannot wait for itself"
+            )
         }
         return out
     }

@@ -44,7 +44,11 @@ struct Validator {
         // systemd's RuntimeDirectory= sets RUNTIME_DIRECTORY; elsewhere /tmp is writable.
         var healthFile = loader.defaultHealthFile(bridgeID: bridgeID)
         if let h = r.string(bridge["health_file"], "bridge.health_file") {
-            if h.hasPrefix("/") { healthFile = h } else { r.problem("bridge.health_file", "must be an absolute path, got '\(h)'") }
+            if h.hasPrefix("/") {
+                healthFile = h
+            } else {
+                r.problem("bridge.health_file", "must be an absolute path, got '\(h)'")
+            }
         }
         var config = Configuration(bridgeID: bridgeID, healthFile: healthFile, mqtt: mqtt)
         for module in runtimeModules {
@@ -89,7 +93,10 @@ struct Validator {
     mutating func mqttSection(_ node: YAMLNode?, bridgeID: String) -> Configuration.MQTT {
         let m = r.mapping(
             node, "mqtt",
-            allowed: ["url", "base_topic", "client_id", "protocol", "username", "password", "password_file", "ca_file", "cert_file", "key_file", "queue_limit", "keepalive"])
+            allowed: [
+                "url", "base_topic", "client_id", "protocol", "username", "password", "password_file", "ca_file", "cert_file",
+                "key_file", "queue_limit", "keepalive",
+            ])
         var out = Configuration.MQTT(clientID: "idlewatcher-bridge-\(bridgeID)")
         if let url = r.string(m["url"], "mqtt.url") {
             out.url = url
@@ -108,29 +115,37 @@ struct Validator {
             if rest.isEmpty, !(url.hasPrefix("mqtt://") || url.hasPrefix("mqtts://")) {
                 // already said
             } else {
-            if rest.hasSuffix("/") { rest = rest.dropLast() }
-            if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
-                out.host = String(rest[..<colon])
-                if let port = Int32(rest[rest.index(after: colon)...]), (1...65535).contains(port) {
-                    out.port = port
+                if rest.hasSuffix("/") { rest = rest.dropLast() }
+                if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+                    out.host = String(rest[..<colon])
+                    if let port = Int32(rest[rest.index(after: colon)...]), (1...65535).contains(port) {
+                        out.port = port
+                    } else {
+                        r.problem(
+                            "mqtt.url", "the port must be a number from 1 to 65535, got '\(rest[rest.index(after: colon)...])'")
+                    }
                 } else {
-                    r.problem("mqtt.url", "the port must be a number from 1 to 65535, got '\(rest[rest.index(after: colon)...])'")
+                    out.host = String(rest)
                 }
-            } else {
-                out.host = String(rest)
-            }
-            if out.host.isEmpty || out.host.contains("/") { r.problem("mqtt.url", "expected mqtt://HOST:PORT, got '\(url)'") }
+                if out.host.isEmpty || out.host.contains("/") { r.problem("mqtt.url", "expected mqtt://HOST:PORT, got '\(url)'") }
             }
         }
         if let base = r.string(m["base_topic"], "mqtt.base_topic") {
-            if base.isEmpty || base.contains("+") || base.contains("#") || base.hasPrefix("/") || base.hasSuffix("/") || base.contains("//") {
-                r.problem("mqtt.base_topic", "must be a topic without wildcards and without leading or trailing '/', got '\(base)'")
+            if base.isEmpty || base.contains("+") || base.contains("#") || base.hasPrefix("/") || base.hasSuffix("/")
+                || base.contains("//")
+            {
+                r.problem(
+                    "mqtt.base_topic", "must be a topic without wildcards and without leading or trailing '/', got '\(base)'")
             } else {
                 out.baseTopic = base
             }
         }
         if let id = r.string(m["client_id"], "mqtt.client_id") {
-            if id.isEmpty || id.utf8.count > 128 { r.problem("mqtt.client_id", "must be 1 to 128 bytes") } else { out.clientID = id }
+            if id.isEmpty || id.utf8.count > 128 {
+                r.problem("mqtt.client_id", "must be 1 to 128 bytes")
+            } else {
+                out.clientID = id
+            }
         }
         if let p = m["protocol"] {
             let text = p.text ?? ""
@@ -142,7 +157,10 @@ struct Validator {
         }
         out.username = r.string(m["username"], "mqtt.username")
         if m["password"] != nil {
-            r.problem("mqtt.password", "secrets are not read from the configuration file; use mqtt.password_file or the environment variable IDLEWATCHER_MQTT_PASSWORD")
+            r.problem(
+                "mqtt.password",
+                "secrets are not read from the configuration file; use mqtt.password_file or the environment variable IDLEWATCHER_MQTT_PASSWORD"
+            )
         }
         out.password = r.secret(file: m["password_file"], "mqtt.password_file", env: "IDLEWATCHER_MQTT_PASSWORD")
         if out.password != nil && out.username == nil {
@@ -159,7 +177,11 @@ struct Validator {
         }
         if let q = r.int(m["queue_limit"], "mqtt.queue_limit", range: 1...10_000_000) { out.queueLimit = q }
         if let k = r.duration(m["keepalive"], "mqtt.keepalive") {
-            if k < .seconds(5) || k > .seconds(65535) { r.problem("mqtt.keepalive", "must be from 5s to 18h") } else { out.keepAlive = k }
+            if k < .seconds(5) || k > .seconds(65535) {
+                r.problem("mqtt.keepalive", "must be from 5s to 18h")
+            } else {
+                out.keepAlive = k
+            }
         }
         return out
     }
@@ -171,18 +193,28 @@ struct Validator {
             if d > .seconds(3600) { r.problem("defaults.stop_timeout", "must be at most 1h") } else { out.stopTimeout = d }
         }
         if let d = r.duration(m["operation_timeout"], "defaults.operation_timeout") {
-            if d < .seconds(1) { r.problem("defaults.operation_timeout", "must be at least 1s") } else { out.operationTimeout = d }
+            if d < .seconds(1) {
+                r.problem("defaults.operation_timeout", "must be at least 1s")
+            } else {
+                out.operationTimeout = d
+            }
         }
         if m["allow"] != nil {
             var actions: [Action] = []
             for (i, name) in r.stringList(m["allow"], "defaults.allow").enumerated() {
-                if let a = Action(rawValue: name.lowercased()) { actions.append(a) } else {
-                    r.problem("defaults.allow[\(i)]", "unknown action '\(name)'; expected one of \(Action.allCases.map(\.rawValue).joined(separator: ", "))")
+                if let a = Action(rawValue: name.lowercased()) {
+                    actions.append(a)
+                } else {
+                    r.problem(
+                        "defaults.allow[\(i)]",
+                        "unknown action '\(name)'; expected one of \(Action.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
             }
             out.allow = actions
         }
-        if let q = r.int(m["command_queue_limit"], "defaults.command_queue_limit", range: 1...10_000) { out.commandQueueLimit = q }
+        if let q = r.int(m["command_queue_limit"], "defaults.command_queue_limit", range: 1...10_000) {
+            out.commandQueueLimit = q
+        }
         return out
     }
 
@@ -191,7 +223,11 @@ struct Validator {
         var out = Configuration.HomeAssistant()
         if let e = r.bool(m["enabled"], "homeassistant.enabled") { out.enabled = e }
         if let p = r.string(m["prefix"], "homeassistant.prefix") {
-            if p.isEmpty || p.contains("+") || p.contains("#") { r.problem("homeassistant.prefix", "must be a topic without wildcards") } else { out.prefix = p }
+            if p.isEmpty || p.contains("+") || p.contains("#") {
+                r.problem("homeassistant.prefix", "must be a topic without wildcards")
+            } else {
+                out.prefix = p
+            }
         }
         if let d = r.duration(m["remove_after"], "homeassistant.remove_after") { out.removeAfter = d }
         return out

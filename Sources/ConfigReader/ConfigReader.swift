@@ -2,7 +2,7 @@ import IdlewatcherCore
 import YAML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One thing wrong with a configuration file: `path.to.key: what is wrong`.
@@ -45,7 +45,11 @@ public struct ConfigReader {
         guard let node else { return Mapping() }
         if let s = node.text, s.isEmpty || s == "~" || s == "null" { return Mapping() }
         guard let map = node.mapping else {
-            problem(path, path.isEmpty ? "the configuration must be a mapping of keys to values (bridge:, mqtt:, docker:, …)" : "must be a mapping of keys to values")
+            problem(
+                path,
+                path.isEmpty
+                    ? "the configuration must be a mapping of keys to values (bridge:, mqtt:, docker:, …)"
+                    : "must be a mapping of keys to values")
             return Mapping()
         }
         var out = Mapping()

@@ -85,7 +85,9 @@ struct DockerContainer: Provider {
             _ = try? await api.request("GET", "/libpod" + path + "/healthcheck", timeout: .seconds(60))
             state = try await inspectState()
         }
-        return Readiness(status: state.status, health: state.health, ready: state.status == .running && (state.health == .none || state.health == .healthy))
+        return Readiness(
+            status: state.status, health: state.health,
+            ready: state.status == .running && (state.health == .none || state.health == .healthy))
     }
 
     /// `GET /containers/{name}/json`: the status, and the health where it has a healthcheck.
@@ -93,7 +95,8 @@ struct DockerContainer: Provider {
         let r = try await api.request("GET", path + "/json")
         try check(r, ok: [200], doing: "read the status of")
         guard let json = try? JSON.parse(r.body), let state = json["State"]?["Status"]?.string else {
-            throw BridgeError(.runtimeError, "\(api.name) at \(api.configuration.url) sent an unreadable container state for \(name)")
+            throw BridgeError(
+                .runtimeError, "\(api.name) at \(api.configuration.url) sent an unreadable container state for \(name)")
         }
         let status = DockerRuntime.status(fromState: state)
         let health = status == .running ? Health(engineWord: json["State"]?["Health"]?["Status"]?.string ?? "") : .none

@@ -57,7 +57,8 @@ public final class DockerRuntime: ContainerRuntime {
     public func containers() async throws -> [ContainerInfo] {
         let r = try await api.request("GET", "/containers/json?all=1")
         guard r.status == 200 else {
-            throw BridgeError(.runtimeError, "\(api.name) at \(configuration.url) refused to list containers: \(DockerAPI.message(of: r))")
+            throw BridgeError(
+                .runtimeError, "\(api.name) at \(configuration.url) refused to list containers: \(DockerAPI.message(of: r))")
         }
         guard let list = try? JSON.parse(r.body, maxDepth: 32).array else {
             throw BridgeError(.runtimeError, "\(api.name) at \(configuration.url) sent an unreadable container list")
@@ -101,7 +102,8 @@ public final class DockerRuntime: ContainerRuntime {
         var out: [String: UInt64] = [:]
         for id in ids {
             guard let c = provider(for: id) as? DockerContainer,
-                let r = try? await api.request("GET", "/containers/\(FormEncoding.percentEncode(c.name))/stats?stream=false&one-shot=true"),
+                let r = try? await api.request(
+                    "GET", "/containers/\(FormEncoding.percentEncode(c.name))/stats?stream=false&one-shot=true"),
                 r.status == 200, let json = try? JSON.parse(r.body, maxDepth: 16), let networks = json["networks"]?.object
             else { continue }
             var total: UInt64 = 0
@@ -168,7 +170,8 @@ public final class DockerRuntime: ContainerRuntime {
                 switch part {
                 case .head(let head):
                     guard head.status == 200 else {
-                        throw BridgeError(.unavailable, "\(api.name) at \(configuration.url) refused the event stream: HTTP \(head.status)")
+                        throw BridgeError(
+                            .unavailable, "\(api.name) at \(configuration.url) refused the event stream: HTTP \(head.status)")
                     }
                     cursor.opened(at: Timestamp.now().nanoseconds)
                     await onOpen()
@@ -237,7 +240,8 @@ public final class DockerRuntime: ContainerRuntime {
             previous = configuration.idPrefix + (old.hasPrefix("/") ? String(old.dropFirst()) : old)
         }
         return LifecycleEvent(
-            id: configuration.idPrefix + name, name: name, ref: ref, kind: kind, action: kind.engineAction ?? action, status: status,
+            id: configuration.idPrefix + name, name: name, ref: ref, kind: kind, action: kind.engineAction ?? action,
+            status: status,
             time: Timestamp(nanoseconds: nanos), attributes: attributes, previousID: previous, labels: labels,
             health: kind == .health ? Health(engineWord: attributes["health_status"] ?? "") : nil)
     }

@@ -11,7 +11,8 @@ public enum EngineSection {
         _ node: YAMLNode, path: String, reader r: inout ConfigReader, flavor: EngineFlavor, defaultURL: String,
         ownContainer: OwnContainer?
     ) -> RuntimeEndpoint? {
-        let m = r.mapping(node, path, allowed: ["url", "id_prefix", "include", "exclude", "protected", "ca_file", "cert_file", "key_file"])
+        let m = r.mapping(
+            node, path, allowed: ["url", "id_prefix", "include", "exclude", "protected", "ca_file", "cert_file", "key_file"])
         let url = r.string(m["url"], "\(path).url") ?? defaultURL
         let prefix = r.idPrefix(m["id_prefix"], "\(path).id_prefix")
         let include = r.stringList(m["include"], "\(path).include")
@@ -23,7 +24,8 @@ public enum EngineSection {
         if (certFile == nil) != (keyFile == nil) {
             r.problem(certFile == nil ? "\(path).cert_file" : "\(path).key_file", "cert_file and key_file go together")
         }
-        let configuration = DockerEndpointConfiguration(url: url, idPrefix: prefix, caFile: caFile, certFile: certFile, keyFile: keyFile)
+        let configuration = DockerEndpointConfiguration(
+            url: url, idPrefix: prefix, caFile: caFile, certFile: certFile, keyFile: keyFile)
         if case .failure(let e) = configuration.httpConfiguration() {
             r.problem("\(path).url", "\(e.message), got '\(url)'")
             return nil

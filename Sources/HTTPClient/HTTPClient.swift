@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// An HTTP/1.1 client over libcurl: unix sockets, TCP, TLS with client certificates,
 /// whole and streamed responses.
@@ -78,5 +79,3 @@ private final class TransferHolder: Sendable {
         t?.markCancelled()
     }
 }
-
-import Synchronization

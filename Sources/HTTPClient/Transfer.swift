@@ -1,9 +1,10 @@
 import CCurl
 import IdlewatcherCore
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One request in flight: the curl easy handle and where its result goes.
 final class Transfer: @unchecked Sendable {

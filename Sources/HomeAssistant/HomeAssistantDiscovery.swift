@@ -195,17 +195,20 @@ public final class HomeAssistantDiscovery: BridgeExtension {
     // MARK: payloads
 
     static func sanitize(_ s: String) -> String {
-        String(s.unicodeScalars.map { u -> Character in
-            (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "_" || u == "-" ? Character(u) : "_"
-        })
+        String(
+            s.unicodeScalars.map { u -> Character in
+                (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || (u >= "0" && u <= "9") || u == "_" || u == "-"
+                    ? Character(u) : "_"
+            })
     }
 
     /// An entity's object id as Home Assistant accepts it: lower-case letters, digits and `_`
     /// only (a `-` from a container or bridge name becomes `_`).
     static func objectID(_ s: String) -> String {
-        String(s.lowercased().unicodeScalars.map { u -> Character in
-            (u >= "a" && u <= "z") || (u >= "0" && u <= "9") || u == "_" ? Character(u) : "_"
-        })
+        String(
+            s.lowercased().unicodeScalars.map { u -> Character in
+                (u >= "a" && u <= "z") || (u >= "0" && u <= "9") || u == "_" ? Character(u) : "_"
+            })
     }
 
     static func containerKey(fromConfigTopic topic: String, nodeID: String) -> String? {
@@ -326,7 +329,8 @@ public final class HomeAssistantDiscovery: BridgeExtension {
             let activityTopic = topics.activity(kind, id)
             var sleeps = base("sensor", "sleeps_at", name: "Sleeps at")
             sleeps.add("state_topic", idleTopic)
-            sleeps.add("value_template", "{{ value_json.sleeps_at if (value_json is defined and value_json.sleeps_at) else None }}")
+            sleeps.add(
+                "value_template", "{{ value_json.sleeps_at if (value_json is defined and value_json.sleeps_at) else None }}")
             sleeps.add("device_class", "timestamp")
             sleeps.add("icon", "mdi:sleep")
             put("sensor", "sleeps_at", sleeps)

@@ -58,7 +58,8 @@ final class DependencyWaker: Sendable {
         context.publish(
             MQTTOutgoingMessage(
                 topic: context.topics.command(dep.runtime, dep.id), payload: Array(w.finish().utf8),
-                responseTopic: context.topics.reply(dep.runtime, dep.id), correlationData: Array(correlation.utf8), droppable: false))
+                responseTopic: context.topics.reply(dep.runtime, dep.id), correlationData: Array(correlation.utf8),
+                droppable: false))
         let answer = await withTaskGroup(of: MQTTIncomingMessage?.self) { group in
             group.addTask {
                 for await m in replies { return m }

@@ -64,7 +64,9 @@ actor IdleBook {
     private func services(of runtime: RuntimeKind) -> [String: String] {
         var out: [String: String] = [:]
         for (ref, c) in containers where ref.runtime == runtime {
-            if let p = c.labels["com.docker.compose.project"], let s = c.labels["com.docker.compose.service"] { out["\(p)/\(s)"] = ref.id }
+            if let p = c.labels["com.docker.compose.project"], let s = c.labels["com.docker.compose.service"] {
+                out["\(p)/\(s)"] = ref.id
+            }
         }
         return out
     }
@@ -82,7 +84,8 @@ actor IdleBook {
             for d in settings(r)?.dependsOn ?? configuration.containers[r]?.dependsOn ?? [] {
                 if let i = path.firstIndex(of: d) {
                     let cycle = (path[i...] + [d]).map(\.description).joined(separator: " → ")
-                    throw BridgeError(.invalidState, "dependency cycle \(cycle): fix depends_on (idle.containers or idlewatcher.depends_on)")
+                    throw BridgeError(
+                        .invalidState, "dependency cycle \(cycle): fix depends_on (idle.containers or idlewatcher.depends_on)")
                 }
                 path.append(d)
                 try visit(d)
@@ -108,7 +111,8 @@ actor IdleBook {
             containers.removeValue(forKey: ref)
             if timers.removeValue(forKey: ref) != nil {
                 lastPayload.removeValue(forKey: ref)
-                work.publish.append(MQTTOutgoingMessage(topic: topics.idle(kind, id), payload: [], retain: true, droppable: false))
+                work.publish.append(
+                    MQTTOutgoingMessage(topic: topics.idle(kind, id), payload: [], retain: true, droppable: false))
             }
             work.publish += releaseLeases(of: ref)
         case .answered(let reply):
@@ -154,7 +158,8 @@ actor IdleBook {
             }
         } else if timers.removeValue(forKey: ref) != nil {
             lastPayload.removeValue(forKey: ref)
-            work.publish.append(MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
+            work.publish.append(
+                MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
         }
         if running, !s.dependsOn.isEmpty {
             if heldLeases[ref]?.deps != s.dependsOn {
@@ -216,7 +221,8 @@ actor IdleBook {
             let last = malformedLogged[ref]
             if last == nil || ContinuousClock.now - last! >= .seconds(60) {
                 malformedLogged[ref] = .now
-                logger.warning("ignored an activity message for \(ref): \(e.message) (logged once a minute at most)", metadata: meta)
+                logger.warning(
+                    "ignored an activity message for \(ref): \(e.message) (logged once a minute at most)", metadata: meta)
             }
         case .success(let m):
             guard timers[ref] != nil else {
@@ -252,7 +258,8 @@ actor IdleBook {
         for ref in restored.keys.sorted() where listed.contains(ref.runtime) && timers[ref] == nil {
             restored.removeValue(forKey: ref)
             logger.info("clearing the idle state of \(ref): it is gone or no longer idle-managed")
-            work.publish.append(MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
+            work.publish.append(
+                MQTTOutgoingMessage(topic: topics.idle(ref.runtime, ref.id), payload: [], retain: true, droppable: false))
         }
         return work
     }
@@ -299,7 +306,9 @@ actor IdleBook {
     /// The idle action ended.
     func slept(_ ref: ContainerRef, _ reply: Reply, now: Timestamp) {
         guard var t = timers[ref] else { return }
-        let meta: Logger.Metadata = ["runtime": "\(ref.runtime)", "container": "\(ref.id)", "action": "\(t.settings.action.rawValue)"]
+        let meta: Logger.Metadata = [
+            "runtime": "\(ref.runtime)", "container": "\(ref.id)", "action": "\(t.settings.action.rawValue)",
+        ]
         if reply.ok {
             t.sleeping = false
             t.running = reply.status == .running

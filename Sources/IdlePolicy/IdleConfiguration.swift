@@ -112,7 +112,9 @@ struct IdleLabels {
     init(_ labels: [String: String]) { values = labels }
 
     var timeout: Duration? { values["idlewatcher.idle_timeout"].flatMap { Duration(parsing: $0) } }
-    var action: IdleAction? { values["idlewatcher.idle_action"].flatMap { IdleAction(rawValue: $0.trimmingWhitespace().lowercased()) } }
+    var action: IdleAction? {
+        values["idlewatcher.idle_action"].flatMap { IdleAction(rawValue: $0.trimmingWhitespace().lowercased()) }
+    }
     var wakeTimeout: Duration? { values["idlewatcher.wake_timeout"].flatMap { Duration(parsing: $0) } }
     var trafficThreshold: UInt64? { values["idlewatcher.traffic_threshold"].flatMap(ByteSize.parse) }
     func dependsOn(runtime: RuntimeKind) -> [ContainerRef] {
@@ -146,7 +148,9 @@ struct IdleLabels {
 enum ComposeDependencies {
     /// `serviceContainers`: `<project>/<service>` → container id, for the runtime's containers.
     static func resolve(labels: [String: String], runtime: RuntimeKind, serviceContainers: [String: String]) -> [ContainerRef] {
-        guard let list = labels["com.docker.compose.depends_on"], let project = labels["com.docker.compose.project"] else { return [] }
+        guard let list = labels["com.docker.compose.depends_on"], let project = labels["com.docker.compose.project"] else {
+            return []
+        }
         return list.split(separator: ",").compactMap { item in
             let service = item.split(separator: ":").first.map { String($0).trimmingWhitespace() } ?? ""
             return serviceContainers["\(project)/\(service)"].map { ContainerRef(runtime, $0) }

@@ -28,7 +28,9 @@ public struct BridgeError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Wraps any error: a `BridgeError` stays as it is, anything else becomes `runtime_error`.
     public static func wrapping(_ error: any Error) -> BridgeError {
         if let e = error as? BridgeError { return e }
-        if error is CancellationError { return BridgeError(.unavailable, "the operation was cancelled because the bridge is shutting down") }
+        if error is CancellationError {
+            return BridgeError(.unavailable, "the operation was cancelled because the bridge is shutting down")
+        }
         return BridgeError(.runtimeError, String(describing: error))
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Supervision of one runtime endpoint, the same for every runtime: follow it, and when the
 /// connection is lost say `.unavailable` once, retry with the endpoint's backoff, and let it
 /// `.resync` when it is back.
@@ -35,8 +37,6 @@ public struct RuntimeWatch: Sendable {
         }
     }
 }
-
-import Synchronization
 
 /// A backoff shared between the loop and the handler it calls (which resets it on a resync).
 private final class BackoffBox: Sendable {

@@ -23,7 +23,9 @@ public final class DockerFixture: @unchecked Sendable {
     }
 
     public static func ping() -> Bool {
-        (try? IdlewatcherTesting.run(["curl", "-sf", "--max-time", "2", "--unix-socket", "/var/run/docker.sock", "http://localhost/_ping"]))?.output == "OK"
+        (try? IdlewatcherTesting.run([
+            "curl", "-sf", "--max-time", "2", "--unix-socket", "/var/run/docker.sock", "http://localhost/_ping",
+        ]))?.output == "OK"
     }
 
     /// Builds the tiny busybox image from busybox-static if it is missing (no registry needed).
@@ -76,12 +78,16 @@ public final class DockerFixture: @unchecked Sendable {
 
     /// The container's state as Docker reports it (`running`, `paused`, `exited`, …), or nil if gone.
     public func state(_ name: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.Status}}", name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.Status}}", name]), r.status == 0 else {
+            return nil
+        }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public func startedAt(_ name: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", name]), r.status == 0 else {
+            return nil
+        }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -141,7 +147,8 @@ public final class DockerEventRecorder: @unchecked Sendable {
         child = try ChildProcess(
             [
                 "docker", "events", "--since", String(format: "%.6f", since.timeIntervalSince1970), "--filter", "type=container",
-                "--filter", "container=\(container)", "--format", "{{.Action}}\t{{.TimeNano}}\t{{index .Actor.Attributes \"name\"}}",
+                "--filter", "container=\(container)", "--format",
+                "{{.Action}}\t{{.TimeNano}}\t{{index .Actor.Attributes \"name\"}}",
             ], log: dir.appendingPathComponent("events.log"))
         self.container = container
     }
@@ -152,7 +159,8 @@ public final class DockerEventRecorder: @unchecked Sendable {
             // Docker's `container=` filter also matches names it is a part of (`web` matches
             // `web2`): only this container's own events count.
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard f.count == 3, f[2] == container, DockerEvent.contractActions.contains(String(f[0])), let nanos = Int64(f[1]) else { return nil }
+            guard f.count == 3, f[2] == container, DockerEvent.contractActions.contains(String(f[0])), let nanos = Int64(f[1])
+            else { return nil }
             return DockerEvent(action: String(f[0]), time: DockerEvent.rfc3339(nanoseconds: nanos))
         }
     }

@@ -174,13 +174,17 @@ public struct FuzzCommandGenerator: Sendable {
         return ([("request_id", Self.quote(rid, escape: random.chance(30)))], .echo(rid))
     }
 
-    func toRunning(_ category: String, _ payload: String, codes: Set<String>, requestID: FuzzRequestID, action: String? = nil)
+    func toRunning(
+        _ category: String, _ payload: String, codes: Set<String>, requestID: FuzzRequestID, action: String? = nil
+    )
         -> FuzzCommandCase
     {
         toRunning(category, Array(payload.utf8), codes: codes, requestID: requestID, action: action)
     }
 
-    func toRunning(_ category: String, _ payload: [UInt8], codes: Set<String>, requestID: FuzzRequestID, action: String? = nil)
+    func toRunning(
+        _ category: String, _ payload: [UInt8], codes: Set<String>, requestID: FuzzRequestID, action: String? = nil
+    )
         -> FuzzCommandCase
     {
         let id = namespace.runningID
@@ -203,7 +207,9 @@ public struct FuzzCommandGenerator: Sendable {
     /// Bytes that are not UTF-8 (at least one invalid sequence): `bad_request`.
     mutating func randomBytes() -> FuzzCommandCase {
         var b = random.bytes(random.chance(95) ? random.int(1...300) : random.int(301...6000))
-        let invalid: [[UInt8]] = [[0xFF], [0xFE], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xC3, 0x28], [0xF8, 0x88, 0x80, 0x80, 0x80], [0x80]]
+        let invalid: [[UInt8]] = [
+            [0xFF], [0xFE], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xC3, 0x28], [0xF8, 0x88, 0x80, 0x80, 0x80], [0x80],
+        ]
         let at = random.int(0...b.count)
         b.insert(contentsOf: random.pick(invalid), at: at)
         if random.chance(30) { b.insert(contentsOf: Array(random.pick(Self.destructive).utf8), at: 0) }
@@ -215,9 +221,16 @@ public struct FuzzCommandGenerator: Sendable {
         var text: String
         repeat {
             switch random.int(0...5) {
-            case 0: text = random.pick(["stpo", "stat", "statuss", "wakeup", "re start", "st op", "kil", "pausee", "start!", "status\u{0}", "stop;rm -rf /", "stop\u{0}"])
+            case 0:
+                text = random.pick([
+                    "stpo", "stat", "statuss", "wakeup", "re start", "st op", "kil", "pausee", "start!", "status\u{0}",
+                    "stop;rm -rf /", "stop\u{0}",
+                ])
             case 1: text = random.pick(Self.actions) + random.pick(["x", "1", ".", "-now", "()", "\u{0}"])
-            case 2: text = random.pick(["$(reboot)", "`id`", "../../etc/passwd", "%s%s%n", "{{7*7}}", "${jndi:ldap://x/a}", "'; DROP TABLE c; --"])
+            case 2:
+                text = random.pick([
+                    "$(reboot)", "`id`", "../../etc/passwd", "%s%s%n", "{{7*7}}", "${jndi:ldap://x/a}", "'; DROP TABLE c; --",
+                ])
             default: text = random.string(random.int(1...60), from: Self.asciiWord)
             }
         } while Self.actions.contains(text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()) || text.isEmpty
@@ -232,7 +245,8 @@ public struct FuzzCommandGenerator: Sendable {
         if random.chance(10) {
             word = String(repeating: " ", count: 4096 - 6 - 1) + word + "\n"  // the largest payload accepted
         } else {
-            word = (0..<random.int(0...3)).map { _ in random.pick(pad) }.joined() + word
+            word =
+                (0..<random.int(0...3)).map { _ in random.pick(pad) }.joined() + word
                 + (0..<random.int(0...3)).map { _ in random.pick(pad) }.joined()
         }
         return harmless("plain status", word, requestID: .null, action: "status")
@@ -292,7 +306,8 @@ public struct FuzzCommandGenerator: Sendable {
     mutating func deepJSON() -> FuzzCommandCase {
         let depth = random.chance(50) ? random.int(15...40) : random.int(41...1900)
         let (open, close) = random.pick([("[", "]"), ("{\"a\":", "}")])
-        let inner = String(repeating: open, count: depth) + "1" + String(repeating: close, count: random.chance(80) ? depth : depth / 2)
+        let inner =
+            String(repeating: open, count: depth) + "1" + String(repeating: close, count: random.chance(80) ? depth : depth / 2)
         let text: String
         switch random.int(0...2) {
         case 0: text = "{\"action\":\"\(random.pick(Self.destructive))\",\"x\":\(inner)}"
@@ -411,7 +426,9 @@ public struct FuzzCommandGenerator: Sendable {
             return harmless("unicode request_id", text, requestID: .echo(id), action: "status")
         case 4:
             // Invalid UTF-8 inside a JSON string.
-            let bad: [UInt8] = random.pick([[0xC3, 0x28], [0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82]])
+            let bad: [UInt8] = random.pick([
+                [0xC3, 0x28], [0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82],
+            ])
             let key = random.pick(["action", "request_id"])
             let value: [UInt8] = key == "action" ? Array("kill".utf8) + bad : Array("r".utf8) + bad
             var payload = Array("{\"\(key)\":\"".utf8) + value + Array("\"".utf8)
@@ -419,7 +436,9 @@ public struct FuzzCommandGenerator: Sendable {
             return toRunning("invalid UTF-8 in JSON", payload, codes: ["bad_request"], requestID: .null)
         case 5:
             // Lone or broken surrogates and bad escapes.
-            let esc = random.pick(["\\ud800", "\\udc00", "\\ud800\\u0041", "\\ud800x", "\\udbff\\udbff", "\\u12", "\\x41", "\\uZZZZ", "\\U0041"])
+            let esc = random.pick([
+                "\\ud800", "\\udc00", "\\ud800\\u0041", "\\ud800x", "\\udbff\\udbff", "\\u12", "\\x41", "\\uZZZZ", "\\U0041",
+            ])
             let text = random.chance(50) ? "{\"action\":\"kill\(esc)\"}" : "{\"action\":\"stop\",\"request_id\":\"\(esc)\"}"
             return toRunning("bad escape", text, codes: ["bad_request"], requestID: .null)
         case 6:
@@ -439,7 +458,8 @@ public struct FuzzCommandGenerator: Sendable {
         let (rid, echo) = maybeRequestID()
         if random.chance(50) {
             let key = random.pick([
-                "force", "Action", "ACTION", "action ", " action", "signal\u{0}", "__proto__", "constructor", "", "timeout\u{200B}",
+                "force", "Action", "ACTION", "action ", " action", "signal\u{0}", "__proto__", "constructor", "",
+                "timeout\u{200B}",
                 "request-id", "requestId", "id", "container", "runtime", "bridge", "args", "cmd",
             ])
             let value = random.pick(["true", "1", "\"x\"", "null", "[]", "{}", "\"stop\""])
@@ -461,7 +481,8 @@ public struct FuzzCommandGenerator: Sendable {
     mutating func duplicateKey() -> FuzzCommandCase {
         let text = random.pick([
             "{\"action\":\"status\",\"action\":\"stop\"}", "{\"action\":\"kill\",\"action\":\"status\"}",
-            "{\"action\":\"stop\",\"timeout\":5,\"timeout\":3601}", "{\"action\":\"status\",\"request_id\":\"a\",\"request_id\":\"b\"}",
+            "{\"action\":\"stop\",\"timeout\":5,\"timeout\":3601}",
+            "{\"action\":\"status\",\"request_id\":\"a\",\"request_id\":\"b\"}",
             "{\"action\":\"kill\",\"signal\":1,\"signal\":9}",
         ])
         return toRunning("duplicate key", text, codes: ["bad_request"], requestID: .null)

@@ -100,8 +100,10 @@ public struct FuzzConfigGenerator: Sendable {
                     "proxmox",
                     .list([
                         [
-                            ("url", "https://pve1.lan:8006"), ("token_id", "\"root@pam!bridge\""), ("nodes", "[]"), ("vmids", "[100, 105]"),
-                            ("poll_interval", "2s"), ("id_prefix", "pve-"), ("request_timeout", "15s"), ("insecure_skip_verify", "false"),
+                            ("url", "https://pve1.lan:8006"), ("token_id", "\"root@pam!bridge\""), ("nodes", "[]"),
+                            ("vmids", "[100, 105]"),
+                            ("poll_interval", "2s"), ("id_prefix", "pve-"), ("request_timeout", "15s"),
+                            ("insecure_skip_verify", "false"),
                         ]
                     ])
                 ))
@@ -130,7 +132,8 @@ public struct FuzzConfigGenerator: Sendable {
 
     /// A YAML double-quoted scalar for any text.
     static func quote(_ s: String) -> String {
-        if !s.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0 == "\"" || $0 == "\\" }) {
+        if !s.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0 == "\"" || $0 == "\\" })
+        {
             return "\"" + s + "\""
         }
         var out = "\""
@@ -171,7 +174,8 @@ public struct FuzzConfigGenerator: Sendable {
         }
     }
 
-    func make(_ category: String, _ doc: [(String, Section)], expect prefix: String? = nil, valid: Bool = false) -> FuzzConfigCase {
+    func make(_ category: String, _ doc: [(String, Section)], expect prefix: String? = nil, valid: Bool = false) -> FuzzConfigCase
+    {
         FuzzConfigCase(category: category, bytes: Array(Self.render(doc).utf8), expectedPath: prefix, mustBeValid: valid)
     }
 
@@ -182,8 +186,12 @@ public struct FuzzConfigGenerator: Sendable {
         // Valid variations: YAML 1.1 booleans, MQTT 3.1.1, TLS-less URLs without a port.
         if random.chance(50) { Self.set(&doc, "homeassistant", "enabled", random.pick(["yes", "no", "on", "off", "false"])) }
         if random.chance(50) { Self.set(&doc, "mqtt", "protocol", random.pick(["\"3.1.1\"", "5", "\"5\""])) }
-        if random.chance(30) { Self.set(&doc, "mqtt", "url", random.pick(["mqtt://broker", "mqtts://broker.lan:8883", "mqtt://[::1]:1883"])) }
-        if random.chance(30) { Self.set(&doc, "defaults", "stop_timeout", random.pick(["0s", "1h", "1m30s", "500ms", "59m59s"])) }
+        if random.chance(30) {
+            Self.set(&doc, "mqtt", "url", random.pick(["mqtt://broker", "mqtts://broker.lan:8883", "mqtt://[::1]:1883"]))
+        }
+        if random.chance(30) {
+            Self.set(&doc, "defaults", "stop_timeout", random.pick(["0s", "1h", "1m30s", "500ms", "59m59s"]))
+        }
         return make("valid", doc, valid: true)
     }
 
@@ -194,7 +202,8 @@ public struct FuzzConfigGenerator: Sendable {
         (
             "mqtt", "mqtt", "url",
             [
-                "http://x:1883", "mqtt://x:0", "mqtt://x:65536", "mqtt://:1883", "mqtt://x:abc", "mqtt://a/b:1", "[mqtt://x]", "\"\"",
+                "http://x:1883", "mqtt://x:0", "mqtt://x:65536", "mqtt://:1883", "mqtt://x:abc", "mqtt://a/b:1", "[mqtt://x]",
+                "\"\"",
                 "mqtt://x:99999999999999999999", "mqtt://x:-1", "tcp://x:1883", "\"mqtt://x:1883\\n\"",
             ]
         ),
@@ -204,9 +213,15 @@ public struct FuzzConfigGenerator: Sendable {
         ("mqtt", "mqtt", "password", ["hunter2", "\"\"", "[a]"]),
         ("mqtt", "mqtt", "password_file", ["/nonexistent/pw", "\"\"", "/proc/self/nonexistent"]),
         ("mqtt", "mqtt", "ca_file", ["/nonexistent/ca.pem"]),
-        ("mqtt", "mqtt", "queue_limit", ["0", "-1", "abc", "1.5", "10000001", "99999999999999999999", "[1]", "0x10", ".inf", "1_000"]),
+        (
+            "mqtt", "mqtt", "queue_limit",
+            ["0", "-1", "abc", "1.5", "10000001", "99999999999999999999", "[1]", "0x10", ".inf", "1_000"]
+        ),
         ("mqtt", "mqtt", "keepalive", ["1s", "10", "-1s", "abc", "19h", "4999ms", "[30s]", "1e3s"]),
-        ("docker", "docker[0]", "url", ["ftp://x", "unix://relative", "tcp://", "tcp://a/b", "[a]", "\"\"", "unix://", "https://"]),
+        (
+            "docker", "docker[0]", "url",
+            ["ftp://x", "unix://relative", "tcp://", "tcp://a/b", "[a]", "\"\"", "unix://", "https://"]
+        ),
         ("docker", "docker[0]", "id_prefix", ["a/b", "a+", "\"#\"", "\"a b\"", "[a]", "\"\\ta\""]),
         ("docker", "docker[0]", "include", ["web", "{a: b}", "[\"\"]", "[[a]]", "[{a: b}]"]),
         ("docker", "docker[0]", "exclude", ["web", "[\"\"]", "[[a]]"]),

@@ -32,7 +32,9 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 
     public func start() async throws {
-        child = try ChildProcess(["mosquitto", "-c", configURL.path], log: directory.appendingPathComponent("mosquitto-\(UUID().uuidString.prefix(4)).log"))
+        child = try ChildProcess(
+            ["mosquitto", "-c", configURL.path],
+            log: directory.appendingPathComponent("mosquitto-\(UUID().uuidString.prefix(4)).log"))
         let port = self.port
         try await eventually("mosquitto listening on \(port)") { isListening(port: port) }
     }
@@ -117,7 +119,9 @@ public final class MQTTObserver: @unchecked Sendable {
     public func waitFor(
         _ topic: String, timeout: Duration = .seconds(15), where match: @escaping (ObservedMessage) -> Bool = { _ in true }
     ) async throws -> ObservedMessage {
-        try await eventually("a message on \(topic); saw:\n\(messages.suffix(15).map(\.description).joined(separator: "\n"))", timeout: timeout) {
+        try await eventually(
+            "a message on \(topic); saw:\n\(messages.suffix(15).map(\.description).joined(separator: "\n"))", timeout: timeout
+        ) {
             self.messages(on: topic).first(where: match)
         }
     }
@@ -161,7 +165,9 @@ public enum MQTT {
     /// (mosquitto 2.0 grants those) reads as none, as it would for any subscriber: read as a
     /// user allowed to read the topic.
     /// - Parameter connection: how `mosquitto_sub`/`mosquitto_pub` reach the broker (`-p`, TLS, login).
-    public static func retained(filter: String, connection: [String], wait: Duration = .seconds(5)) async throws -> [ObservedMessage] {
+    public static func retained(
+        filter: String, connection: [String], wait: Duration = .seconds(5)
+    ) async throws -> [ObservedMessage] {
         let marker = "iwtest/retained-probe/\(UUID().uuidString.prefix(8))"
         let seconds = max(1, Int(wait.components.seconds))
         let dir = try makeTemporaryDirectory("retained")
@@ -170,25 +176,33 @@ public enum MQTT {
         // stdio buffer until it exits, and the marker could only follow the -W timeout.
         let sub = try ChildProcess(
             ["stdbuf", "-oL", "mosquitto_sub"] + connection + [
-                "-t", filter, "-t", marker, "-q", "1", "-d", "--retained-only", "-W", "\(seconds)", "-F", "retained-message\t%r\t%t\t%x",
+                "-t", filter, "-t", marker, "-q", "1", "-d", "--retained-only", "-W", "\(seconds)", "-F",
+                "retained-message\t%r\t%t\t%x",
             ], log: dir.appendingPathComponent("sub.log"))
         func failure(_ what: String) -> TestSupportError {
             TestSupportError("cannot read the retained messages of \(filter): \(what); mosquitto_sub said:\n\(sub.output)")
         }
         // The SUBACK, or the end of a subscriber that never got one.
-        let granted = try await eventually("mosquitto_sub to subscribe to \(filter)", timeout: wait + .seconds(5)) { () -> [Int]? in
+        let granted = try await eventually("mosquitto_sub to subscribe to \(filter)", timeout: wait + .seconds(5)) {
+            () -> [Int]? in
             if let line = sub.output.split(separator: "\n").first(where: { $0.hasPrefix("Subscribed (mid: ") }) {
-                return line.split(separator: ":").last?.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? []
+                return line.split(separator: ":").last?.split(separator: ",").compactMap {
+                    Int($0.trimmingCharacters(in: .whitespaces))
+                } ?? []
             }
             if !sub.isRunning { throw failure("it ended without a SUBACK (exit \(sub.terminationStatus ?? -1))") }
             return nil
         }
         guard sub.output.contains("received CONNACK (0)") else { throw failure("the broker did not accept the connection") }
-        guard let qos = granted.first, (0...2).contains(qos) else { throw failure("the subscription was refused (granted \(granted))") }
+        guard let qos = granted.first, (0...2).contains(qos) else {
+            throw failure("the subscription was refused (granted \(granted))")
+        }
         if granted.count == 2, (0...2).contains(granted[1]) {
             try? publish(connection: connection, topic: marker, payload: "marker")
         }
-        let exit = try await eventually("mosquitto_sub to finish reading \(filter)", timeout: wait + .seconds(5)) { sub.terminationStatus }
+        let exit = try await eventually("mosquitto_sub to finish reading \(filter)", timeout: wait + .seconds(5)) {
+            sub.terminationStatus
+        }
         // 0: the marker (or another live message) arrived after the retained ones; 27: -W timed out.
         guard exit == 0 || exit == 27 else { throw failure("it failed (exit \(exit))") }
         var out: [ObservedMessage] = []
@@ -196,7 +210,9 @@ public enum MQTT {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 4 else { throw failure("unreadable line '\(line)'") }
             out.append(
-                ObservedMessage(topic: String(f[2]), payload: MQTTObserver.unhex(f[3]), retained: f[1] == "1", correlationData: "", receivedAt: 0))
+                ObservedMessage(
+                    topic: String(f[2]), payload: MQTTObserver.unhex(f[3]), retained: f[1] == "1", correlationData: "",
+                    receivedAt: 0))
         }
         return out
     }
@@ -220,7 +236,9 @@ public enum MQTT {
     }
 
     /// `mosquitto_rr`: publishes with a Response Topic and prints the first reply.
-    public static func request(broker: MosquittoBroker, topic: String, responseTopic: String, payload: String, timeout: Int = 20) throws -> String {
+    public static func request(
+        broker: MosquittoBroker, topic: String, responseTopic: String, payload: String, timeout: Int = 20
+    ) throws -> String {
         let (status, output) = try run([
             "mosquitto_rr", "-p", "\(broker.port)", "-t", topic, "-e", responseTopic, "-m", payload, "-W", "\(timeout)",
         ])

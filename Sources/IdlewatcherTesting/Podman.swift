@@ -41,7 +41,8 @@ public final class PodmanFixture: @unchecked Sendable {
 
     /// Whether the API service answers `GET /_ping` with `OK`.
     public static func ping() -> Bool {
-        (try? IdlewatcherTesting.run(["curl", "-sf", "--max-time", "2", "--unix-socket", socketPath, "http://localhost/_ping"]))?.output == "OK"
+        (try? IdlewatcherTesting.run(["curl", "-sf", "--max-time", "2", "--unix-socket", socketPath, "http://localhost/_ping"]))?
+            .output == "OK"
     }
 
     static func imageExists() -> Bool {
@@ -122,7 +123,8 @@ public final class PodmanFixture: @unchecked Sendable {
     /// The container's health as Podman records it (`starting`, `healthy`, `unhealthy`; empty
     /// without a health check), or nil if the container is gone.
     public func health(_ name: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.Health.Status}}", name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.Health.Status}}", name]), r.status == 0
+        else { return nil }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -149,12 +151,16 @@ public final class PodmanFixture: @unchecked Sendable {
     /// The container's state as Podman reports it (`created`, `running`, `paused`, `stopping`,
     /// `exited`, …), or nil if gone.
     public func state(_ name: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.Status}}", name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.Status}}", name]), r.status == 0 else {
+            return nil
+        }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public func startedAt(_ name: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.StartedAt}}", name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["podman", "inspect", "-f", "{{.State.StartedAt}}", name]), r.status == 0 else {
+            return nil
+        }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -12,7 +12,9 @@ public struct ProcessMemory: Sendable, CustomStringConvertible {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         func kB(_ key: String) -> Int? {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
-            return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+            return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }.map {
+                $0 * 1024
+            }
         }
         guard let rss = kB("VmRSS"), let hwm = kB("VmHWM") else { return nil }
         resident = rss

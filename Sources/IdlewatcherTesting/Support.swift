@@ -72,7 +72,9 @@ public func isListening(port: Int) -> Bool {
 /// Spawns `arguments` (looked up in PATH) with output to `outputPath`, a clean signal mask and
 /// default signal dispositions. Foundation's `Process` passes on the spawning thread's blocked
 /// signals, which leaves children deaf to SIGTERM and SIGALRM.
-func spawn(_ arguments: [String], outputPath: String, inputPath: String = "/dev/null", environment: [String: String]? = nil) throws -> pid_t {
+func spawn(
+    _ arguments: [String], outputPath: String, inputPath: String = "/dev/null", environment: [String: String]? = nil
+) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -104,7 +106,9 @@ func spawn(_ arguments: [String], outputPath: String, inputPath: String = "/dev/
 
 /// Runs a command to completion and returns its exit status and combined output.
 @discardableResult
-public func run(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+public func run(
+    _ arguments: [String], input: String? = nil, environment: [String: String]? = nil
+) throws -> (status: Int32, output: String) {
     let dir = FileManager.default.temporaryDirectory
     let out = dir.appendingPathComponent("run-\(UUID().uuidString).out")
     var inputPath = "/dev/null"

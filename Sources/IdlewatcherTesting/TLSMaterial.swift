@@ -49,7 +49,8 @@ public final class TLSMaterial: Sendable {
         let cn = hosts.first.map { String($0.split(separator: ":").last ?? "") } ?? name
         try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(cn)", "-keyout", key, "-out", csr])
         try openssl([
-            "x509", "-req", "-in", csr, "-CA", caPem, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", pem,
+            "x509", "-req", "-in", csr, "-CA", caPem, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out",
+            pem,
         ])
         // mosquitto, started as root, reads its files as the `mosquitto` user.
         for f in [key, pem, caPem] { try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: f) }

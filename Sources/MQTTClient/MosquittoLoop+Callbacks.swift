@@ -2,7 +2,7 @@ import CMosquitto
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What libmosquitto calls back, on the loop thread (from inside `mosquitto_loop_read` and

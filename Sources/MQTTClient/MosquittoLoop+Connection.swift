@@ -2,7 +2,7 @@ import CMosquitto
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Connecting, reconnecting on ``ReconnectBackoff``'s schedule, saying why an attempt failed,
@@ -108,8 +108,12 @@ extension MosquittoLoop {
         var m = "cannot connect to the MQTT broker at \(configuration.address): \(what)"
         if let e = libraryError { m += " (\(e))" }
         if tls {
-            m += "; check that mqtt.ca_file signed the broker's certificate and that it is for the host name '\(configuration.host)'"
-            m += configuration.certFile == nil ? ", and whether the broker requires a client certificate (mqtt.cert_file, key_file)" : ", and that the broker trusts mqtt.cert_file"
+            m +=
+                "; check that mqtt.ca_file signed the broker's certificate and that it is for the host name '\(configuration.host)'"
+            m +=
+                configuration.certFile == nil
+                ? ", and whether the broker requires a client certificate (mqtt.cert_file, key_file)"
+                : ", and that the broker trusts mqtt.cert_file"
         }
         return m
     }
@@ -136,7 +140,8 @@ extension MosquittoLoop {
                 while !offlineAcked, !connectionLost, ContinuousClock.now < deadline {
                     let sock = mosquitto_socket(mosq)
                     if sock < 0 { break }
-                    var fd = pollfd(fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(mosq) ? Int16(POLLOUT) : 0), revents: 0)
+                    var fd = pollfd(
+                        fd: sock, events: Int16(POLLIN) | (mosquitto_want_write(mosq) ? Int16(POLLOUT) : 0), revents: 0)
                     _ = poll(&fd, 1, 100)
                     if fd.revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 { _ = mosquitto_loop_read(mosq, 1) }
                     if mosquitto_want_write(mosq) { _ = mosquitto_loop_write(mosq, 1) }

@@ -51,7 +51,8 @@ extension MosquittoLoop {
         var props: OpaquePointer? = nil
         if let data = m.correlationData, configuration.protocolVersion == .v5 {
             _ = data.withUnsafeBytes { p in
-                mosquitto_property_add_binary(&props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), p.baseAddress, UInt16(clamping: p.count))
+                mosquitto_property_add_binary(
+                    &props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), p.baseAddress, UInt16(clamping: p.count))
             }
         }
         if let topic = m.responseTopic, configuration.protocolVersion == .v5 {

@@ -27,7 +27,8 @@ struct ReconnectBackoff: Sendable, Hashable {
     /// The schedule from here, for the log: "in 0.2 s, the wait doubling up to 2 s", or
     /// "every 2 s" once the wait is at its maximum.
     var plan: String {
-        next >= maximum ? "every \(Self.seconds(maximum))" : "in \(Self.seconds(next)), the wait doubling up to \(Self.seconds(maximum))"
+        next >= maximum
+            ? "every \(Self.seconds(maximum))" : "in \(Self.seconds(next)), the wait doubling up to \(Self.seconds(maximum))"
     }
 
     /// `0.2 s`, `1.6 s`, `2 s`: to the millisecond, without trailing zeros.

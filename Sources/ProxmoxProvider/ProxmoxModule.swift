@@ -26,13 +26,18 @@ public enum ProxmoxModule: RuntimeModule {
     static func configuration(_ node: YAMLNode, path: String, reader r: inout ConfigReader) -> ProxmoxEndpointConfiguration? {
         let m = r.mapping(
             node, path,
-            allowed: ["url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm", "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout", "task_timeout"])
+            allowed: [
+                "url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm",
+                "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout",
+                "task_timeout",
+            ])
         let url = r.string(m["url"], "\(path).url")
         if m["url"] == nil { r.problem("\(path).url", "is required, for example https://pve1.lan:8006") }
         if let url, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
             r.problem("\(path).url", "must start with https:// (or http:// for a simulator), got '\(url)'")
-        } else if let url, case .failure(let e) = ProxmoxEndpointConfiguration(url: url, credentials: .token(id: "", secret: ""))
-            .httpConfiguration()
+        } else if let url,
+            case .failure(let e) = ProxmoxEndpointConfiguration(url: url, credentials: .token(id: "", secret: ""))
+                .httpConfiguration()
         {
             // The same check the runtime makes at start: a path or credentials in the URL.
             r.problem("\(path).url", e.message)
@@ -49,10 +54,14 @@ public enum ProxmoxModule: RuntimeModule {
             if parts.count != 2 || !parts[0].contains("@") || parts[1].isEmpty {
                 r.problem("\(path).token_id", "must look like user@realm!tokenname, got '\(tokenID)'")
             }
-            if let s = r.secret(file: m["token_secret_file"], "\(path).token_secret_file", env: "IDLEWATCHER_PROXMOX_TOKEN_SECRET") {
+            if let s = r.secret(
+                file: m["token_secret_file"], "\(path).token_secret_file", env: "IDLEWATCHER_PROXMOX_TOKEN_SECRET")
+            {
                 credentials = .token(id: tokenID, secret: s)
             } else if m["token_secret_file"] == nil {
-                r.problem("\(path).token_secret_file", "the token secret is missing: set token_secret_file or IDLEWATCHER_PROXMOX_TOKEN_SECRET")
+                r.problem(
+                    "\(path).token_secret_file",
+                    "the token secret is missing: set token_secret_file or IDLEWATCHER_PROXMOX_TOKEN_SECRET")
             }
         } else if let username {
             if !username.contains("@") && m["realm"] == nil {
@@ -73,7 +82,9 @@ public enum ProxmoxModule: RuntimeModule {
         if let list = m["vmids"] {
             if let seq = list.sequence {
                 for (i, n) in seq.enumerated() {
-                    if let v = n.text.flatMap({ Int($0) }), v >= 100, v <= 999_999_999 { vmids.append(v) } else {
+                    if let v = n.text.flatMap({ Int($0) }), v >= 100, v <= 999_999_999 {
+                        vmids.append(v)
+                    } else {
                         r.problem("\(path).vmids[\(i)]", "must be a vmid (a whole number from 100)")
                     }
                 }

@@ -128,12 +128,17 @@ final class EventReader {
             var detail = ""
             if p.problem_value >= 0 {
                 let hex = String(p.problem_value, radix: 16, uppercase: true)
-                detail = problem.contains("octet") ? " (byte 0x\(hex.count < 2 ? "0" + hex : hex))" : " (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex))"
+                detail =
+                    problem.contains("octet")
+                    ? " (byte 0x\(hex.count < 2 ? "0" + hex : hex))"
+                    : " (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex))"
             }
             return YAMLError(.invalidText, at: markOfByte(p.problem_offset), problem + detail)
         default:  // scanner, parser
             let context = p.context.map { String(cString: $0) }
-            return YAMLError(.syntax, at: Self.mark(p.problem_mark), problem, context: context, contextMark: context == nil ? nil : Self.mark(p.context_mark))
+            return YAMLError(
+                .syntax, at: Self.mark(p.problem_mark), problem, context: context,
+                contextMark: context == nil ? nil : Self.mark(p.context_mark))
         }
     }
 
@@ -221,9 +226,13 @@ struct TreeBuilder {
                     let keys = f.duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
                     throw YAMLError(.duplicateKey, at: f.firstMarks[first], "duplicate key \(keys)")
                 }
-                try complete(Built(node: YAMLNode(.mapping(YAMLMapping(f.entries)), mark: f.mark), size: f.size, height: f.height), anchor: f.anchor, at: f.mark)
+                try complete(
+                    Built(node: YAMLNode(.mapping(YAMLMapping(f.entries)), mark: f.mark), size: f.size, height: f.height),
+                    anchor: f.anchor, at: f.mark)
             } else {
-                try complete(Built(node: YAMLNode(.sequence(f.items), mark: f.mark), size: f.size, height: f.height), anchor: f.anchor, at: f.mark)
+                try complete(
+                    Built(node: YAMLNode(.sequence(f.items), mark: f.mark), size: f.size, height: f.height), anchor: f.anchor,
+                    at: f.mark)
             }
         case .streamStart, .streamEnd, .documentStart, .documentEnd:
             throw YAMLError(.syntax, at: nil, "unexpected \(event) inside a document")
@@ -260,7 +269,9 @@ struct TreeBuilder {
             return
         }
         guard let key = built.node.scalar else {
-            throw YAMLError(.complexKey, at: mark, "a mapping key must be a scalar, not a \(built.node.mapping != nil ? "mapping" : "sequence")")
+            throw YAMLError(
+                .complexKey, at: mark,
+                "a mapping key must be a scalar, not a \(built.node.mapping != nil ? "mapping" : "sequence")")
         }
         stack[i].pendingKey = (key, mark)
         if stack[i].firstMarks[key.text] == nil {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The command line, parsed by hand: four subcommands and five options do not earn a package
@@ -71,7 +71,9 @@ enum CommandLineRequest: Equatable {
                 name = String(name[..<eq])
             }
             guard allowed.contains(name) else {
-                throw UsageError("unknown option '--\(name)' for \(subcommand); it takes \(allowed.sorted().map { "--\($0)" }.joined(separator: ", "))")
+                throw UsageError(
+                    "unknown option '--\(name)' for \(subcommand); it takes \(allowed.sorted().map { "--\($0)" }.joined(separator: ", "))"
+                )
             }
             if value == nil { value = args.popFirst() }
             guard let value, !value.isEmpty else { throw UsageError("--\(name) needs a value") }
@@ -84,7 +86,9 @@ enum CommandLineRequest: Equatable {
         case "health":
             var maxAge = 15
             if let text = options["max-age"] {
-                guard let n = Int(text), n > 0 else { throw UsageError("--max-age must be a whole number of seconds, got '\(text)'") }
+                guard let n = Int(text), n > 0 else {
+                    throw UsageError("--max-age must be a whole number of seconds, got '\(text)'")
+                }
                 maxAge = n
             }
             return .health(config: config, maxAge: maxAge)

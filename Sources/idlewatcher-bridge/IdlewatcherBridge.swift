@@ -6,7 +6,7 @@ import Logging
 import ServiceLifecycle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The version printed by `--version` and announced to Home Assistant.
@@ -198,7 +198,9 @@ struct Health {
         var problems: [String] = []
         if json["mqtt"]?.bool != true { problems.append("not connected to the MQTT broker") }
         for r in json["runtimes"]?.array ?? [] where r["available"]?.bool != true {
-            problems.append("\(r["runtime"]?.string ?? "?") at \(r["endpoint"]?.string ?? "?") unreachable: \(r["error"]?.string ?? "not connected yet")")
+            problems.append(
+                "\(r["runtime"]?.string ?? "?") at \(r["endpoint"]?.string ?? "?") unreachable: \(r["error"]?.string ?? "not connected yet")"
+            )
         }
         if !problems.isEmpty {
             print("unhealthy: " + problems.joined(separator: "; "))

@@ -77,8 +77,11 @@ struct BadInputTests {
 
             try env.send("other-host-web", "wake")
             try env.send("nas-no-such-container", "status")  // a marker that comes after it
-            try await eventually("the marker reply") { env.observer.messages(on: env.topic("nas-no-such-container", "reply")).count == 2 }
-            #expect(env.observer.messages(on: env.topic("other-host-web", "reply")).isEmpty, "ids outside the namespace are ignored")
+            try await eventually("the marker reply") {
+                env.observer.messages(on: env.topic("nas-no-such-container", "reply")).count == 2
+            }
+            #expect(
+                env.observer.messages(on: env.topic("other-host-web", "reply")).isEmpty, "ids outside the namespace are ignored")
         }
     }
 
@@ -131,7 +134,9 @@ struct BadInputTests {
             let restarted = try await env.startBridge()
             // Its resync (a fresh status) says it knows the container: a command now is not
             // answered `unavailable` for a runtime it has not reached yet.
-            try await eventually("the restarted bridge's resync") { env.observer.messages(on: env.topic(name, "status")).count > statuses }
+            try await eventually("the restarted bridge's resync") {
+                env.observer.messages(on: env.topic(name, "status")).count > statuses
+            }
             let last = try await env.command(name, ["action": "status"])
             #expect(last.string("status") == (mqtt == .v5 ? "running" : "stopped"), "\(last.payload)")
             #expect(replies().count == answered + 1, "only the marker was answered: \(replies())")

@@ -7,7 +7,9 @@ import Testing
 /// the broker drops goes unsaid (an ACL refusal, events dropped while it was away).
 @Suite("Broker connection")
 struct BrokerConnectionTests {
-    @Test("broker away 8 s and back: the bridge is online again within 3 s of the broker listening, and the log announced that schedule")
+    @Test(
+        "broker away 8 s and back: the bridge is online again within 3 s of the broker listening, and the log announced that schedule"
+    )
     func backSoonAfterBrokerRestart() async throws {
         try await withEnvironment { env in
             let b = try await env.startBridge(dockerExtra: "    include: [none]")
@@ -17,7 +19,9 @@ struct BrokerConnectionTests {
                 b.log.contains("lost the MQTT broker at \(env.broker.url); reconnecting in 0.2 s, the wait doubling up to 2 s")
             }
             try await eventually("a failed attempt in the log, with the next wait") {
-                b.log.contains("cannot connect to the MQTT broker at \(env.broker.url): Connection refused; retrying in 0.4 s, the wait doubling up to 2 s")
+                b.log.contains(
+                    "cannot connect to the MQTT broker at \(env.broker.url): Connection refused; retrying in 0.4 s, the wait doubling up to 2 s"
+                )
             }
             try await Task.sleep(until: outageEnds)  // the outage itself, not a synchronisation
             try await env.broker.start()
@@ -106,14 +110,19 @@ struct BrokerConnectionTests {
             try await observer.waitFor("idlewatcher/docker/\(closed)/status")
             let refusedTopic = "idlewatcher/docker/\(closed)/reply"
             for n in 1...3 {
-                try MQTT.publish(broker: broker, topic: "idlewatcher/docker/\(closed)/command", payload: #"{"action":"status","request_id":"c\#(n)"}"#)
+                try MQTT.publish(
+                    broker: broker, topic: "idlewatcher/docker/\(closed)/command",
+                    payload: #"{"action":"status","request_id":"c\#(n)"}"#)
             }
             try await eventually("the broker to refuse three replies") {
-                broker.log.components(separatedBy: "\n").filter { $0.contains("Denied PUBLISH") && $0.contains("'\(refusedTopic)'") }.count == 3
+                broker.log.components(separatedBy: "\n").filter {
+                    $0.contains("Denied PUBLISH") && $0.contains("'\(refusedTopic)'")
+                }.count == 3
             }
             // The broker sent its three PUBACKs before this command; the bridge reads them, in
             // order, before it can answer: once the answer is here, all three were handled.
-            try MQTT.publish(broker: broker, topic: "idlewatcher/docker/\(open)/command", payload: #"{"action":"status","request_id":"o1"}"#)
+            try MQTT.publish(
+                broker: broker, topic: "idlewatcher/docker/\(open)/command", payload: #"{"action":"status","request_id":"o1"}"#)
             try await observer.waitFor("idlewatcher/docker/\(open)/reply") { $0.string("request_id") == "o1" }
 
             let lines = b.log.split(separator: "\n").filter { $0.contains("the MQTT broker refused a message on") }
@@ -152,8 +161,12 @@ struct BrokerConnectionTests {
             let outageEvents = 11
             try await eventually("the first drop to be logged") { b.log.contains("1 dropped so far") }
             try await env.broker.start()
-            let pattern = try NSRegularExpression(pattern: #"(\d+) events? (?:was|were) dropped while the MQTT broker was away \(mqtt\.queue_limit 6\); (\d+) since start"#)
-            let (dropped, total) = try await eventually("the total in the log when the broker is back", timeout: .seconds(20)) { () -> (Int, Int)? in
+            let pattern = try NSRegularExpression(
+                pattern:
+                    #"(\d+) events? (?:was|were) dropped while the MQTT broker was away \(mqtt\.queue_limit 6\); (\d+) since start"#
+            )
+            let (dropped, total) = try await eventually("the total in the log when the broker is back", timeout: .seconds(20)) {
+                () -> (Int, Int)? in
                 let log = b.log
                 guard let m = pattern.firstMatch(in: log, range: NSRange(log.startIndex..., in: log)),
                     let a = Range(m.range(at: 1), in: log), let t = Range(m.range(at: 2), in: log)

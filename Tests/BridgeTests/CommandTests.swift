@@ -75,12 +75,16 @@ struct CommandTests {
             #expect(kill.json?["ok"] as? Bool == true)
             #expect(kill.string("status") == "stopped")
             try await env.waitForStatus(name, "stopped")
-            let die = try await env.observer.waitFor(env.topic(name, "event")) { $0.string("action") == "die" && $0.payload.contains("137") }
+            let die = try await env.observer.waitFor(env.topic(name, "event")) {
+                $0.string("action") == "die" && $0.payload.contains("137")
+            }
             #expect(die.string("status") == "stopped")
         }
     }
 
-    @Test("wake starts a stopped container and unpauses a paused one; start on running does nothing", arguments: MQTTVersion.allCases)
+    @Test(
+        "wake starts a stopped container and unpauses a paused one; start on running does nothing",
+        arguments: MQTTVersion.allCases)
     func wake(_ mqtt: MQTTVersion) async throws {
         try await withEnvironment(mqtt: mqtt) { env in
             let name = try env.docker.run("jellyfin")
@@ -95,7 +99,9 @@ struct CommandTests {
             try env.docker.cli("pause", name)
             try await env.waitForStatus(name, "paused")
             try env.send(name, "WAKE")
-            try await env.observer.waitFor(env.topic(name, "reply")) { $0.string("action") == "wake" && $0.string("status") == "running" && $0.json?["request_id"] is NSNull }
+            try await env.observer.waitFor(env.topic(name, "reply")) {
+                $0.string("action") == "wake" && $0.string("status") == "running" && $0.json?["request_id"] is NSNull
+            }
             #expect(env.docker.state(name) == "running")
 
             let started = env.docker.startedAt(name)
@@ -172,7 +178,10 @@ struct CommandTests {
 
             try env.send(
                 name, "unpause",
-                extra: ["-V", "mqttv5", "-D", "publish", "response-topic", "client/custom", "-D", "publish", "correlation-data", "corr-42"])
+                extra: [
+                    "-V", "mqttv5", "-D", "publish", "response-topic", "client/custom", "-D", "publish", "correlation-data",
+                    "corr-42",
+                ])
             let reply = try await env.observer.waitFor("client/custom")
             #expect(reply.correlationData == "corr-42")
             #expect(reply.string("action") == "unpause")
@@ -208,7 +217,9 @@ struct CommandTests {
             let ids = env.observer.messages(on: env.topic(name, "reply")).compactMap { $0.string("request_id") }
             #expect(ids == ["o0", "o1", "o2", "o3", "o4"])
             #expect(env.docker.state(name) == "paused")
-            try await eventually("events in order") { env.eventActions(name) == ["pause", "unpause", "pause", "unpause", "pause"] }
+            try await eventually("events in order") {
+                env.eventActions(name) == ["pause", "unpause", "pause", "unpause", "pause"]
+            }
         }
     }
 }

@@ -22,26 +22,54 @@ struct ConfigTests {
 
     static let cases: [Case] = [
         Case(yaml: "bridge:\n  id: host/1\ndocker: [{url: unix:///x}]", expected: "bridge.id: must match [A-Za-z0-9_-]+"),
-        Case(yaml: "mqtt:\n  url: http://x:1883\ndocker: [{url: unix:///x}]", expected: "mqtt.url: must start with mqtt:// or mqtts://"),
+        Case(
+            yaml: "mqtt:\n  url: http://x:1883\ndocker: [{url: unix:///x}]",
+            expected: "mqtt.url: must start with mqtt:// or mqtts://"),
         Case(yaml: "mqtt:\n  url: mqtt://x:99999\ndocker: [{url: unix:///x}]", expected: "mqtt.url: the port must be a number"),
         Case(yaml: "mqtt:\n  protocol: 4.5\ndocker: [{url: unix:///x}]", expected: "mqtt.protocol: must be 5 or 3.1.1"),
-        Case(yaml: "mqtt:\n  base_topic: a/#\ndocker: [{url: unix:///x}]", expected: "mqtt.base_topic: must be a topic without wildcards"),
-        Case(yaml: "mqtt:\n  username: u\n  password: hunter2\ndocker: [{url: unix:///x}]", expected: "mqtt.password: secrets are not read from the configuration file"),
-        Case(yaml: "mqtt:\n  username: u\n  password_file: /nonexistent/pw\ndocker: [{url: unix:///x}]", expected: "mqtt.password_file: cannot read /nonexistent/pw"),
-        Case(yaml: "mqtt:\n  queue_limit: 0\ndocker: [{url: unix:///x}]", expected: "mqtt.queue_limit: must be a whole number from 1"),
+        Case(
+            yaml: "mqtt:\n  base_topic: a/#\ndocker: [{url: unix:///x}]",
+            expected: "mqtt.base_topic: must be a topic without wildcards"),
+        Case(
+            yaml: "mqtt:\n  username: u\n  password: hunter2\ndocker: [{url: unix:///x}]",
+            expected: "mqtt.password: secrets are not read from the configuration file"),
+        Case(
+            yaml: "mqtt:\n  username: u\n  password_file: /nonexistent/pw\ndocker: [{url: unix:///x}]",
+            expected: "mqtt.password_file: cannot read /nonexistent/pw"),
+        Case(
+            yaml: "mqtt:\n  queue_limit: 0\ndocker: [{url: unix:///x}]",
+            expected: "mqtt.queue_limit: must be a whole number from 1"),
         Case(yaml: "mqtt:\n  colour: blue\ndocker: [{url: unix:///x}]", expected: "mqtt.colour: unknown key"),
         Case(yaml: "docker:\n  - url: ftp://host", expected: "docker[0].url: unsupported scheme"),
         Case(yaml: "docker:\n  - url: unix:///x\n    id_prefix: a/b", expected: "docker[0].id_prefix: must not contain '/'"),
         Case(yaml: "docker:\n  - url: unix:///x\n    include: web", expected: "docker[0].include: must be a list"),
-        Case(yaml: "docker:\n  - url: unix:///x\n  - url: tcp://h:2375", expected: "docker[1].id_prefix: '' is also the id_prefix of docker[0]"),
-        Case(yaml: "docker: [{url: unix:///x}]\ndefaults:\n  stop_timeout: ten", expected: "defaults.stop_timeout: must be a duration like 500ms"),
-        Case(yaml: "docker: [{url: unix:///x}]\ndefaults:\n  allow: [start, explode]", expected: "defaults.allow[1]: unknown action 'explode'"),
-        Case(yaml: "docker: [{url: unix:///x}]\nhomeassistant:\n  enabled: maybe", expected: "homeassistant.enabled: must be true or false"),
-        Case(yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!bridge", expected: "proxmox[0].token_secret_file: the token secret is missing"),
-        Case(yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: rootpam", expected: "proxmox[0].token_id: must look like user@realm!tokenname"),
-        Case(yaml: "proxmox:\n  - url: pve:8006\n    token_id: root@pam!b\n    token_secret_file: /nonexistent", expected: "proxmox[0].url: must start with https://"),
-        Case(yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!b\n    token_secret: abc", expected: "proxmox[0].token_secret: secrets are not read"),
-        Case(yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    poll_interval: 10ms", expected: "proxmox[0].poll_interval: must be at least 200ms"),
+        Case(
+            yaml: "docker:\n  - url: unix:///x\n  - url: tcp://h:2375",
+            expected: "docker[1].id_prefix: '' is also the id_prefix of docker[0]"),
+        Case(
+            yaml: "docker: [{url: unix:///x}]\ndefaults:\n  stop_timeout: ten",
+            expected: "defaults.stop_timeout: must be a duration like 500ms"),
+        Case(
+            yaml: "docker: [{url: unix:///x}]\ndefaults:\n  allow: [start, explode]",
+            expected: "defaults.allow[1]: unknown action 'explode'"),
+        Case(
+            yaml: "docker: [{url: unix:///x}]\nhomeassistant:\n  enabled: maybe",
+            expected: "homeassistant.enabled: must be true or false"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!bridge",
+            expected: "proxmox[0].token_secret_file: the token secret is missing"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: rootpam",
+            expected: "proxmox[0].token_id: must look like user@realm!tokenname"),
+        Case(
+            yaml: "proxmox:\n  - url: pve:8006\n    token_id: root@pam!b\n    token_secret_file: /nonexistent",
+            expected: "proxmox[0].url: must start with https://"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!b\n    token_secret: abc",
+            expected: "proxmox[0].token_secret: secrets are not read"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    poll_interval: 10ms",
+            expected: "proxmox[0].poll_interval: must be at least 200ms"),
         Case(yaml: "bridge: [1, 2]\ndocker: [{url: unix:///x}]", expected: "bridge: must be a mapping"),
         Case(yaml: "{{{", expected: "not valid YAML"),
         Case(yaml: "bridge:\n  id: x", expected: "docker: no runtime configured"),
@@ -70,7 +98,9 @@ struct ConfigTests {
     func invalid(_ c: Case) throws {
         let (status, output) = try check(c.yaml)
         #expect(status == 1)
-        #expect(output.split(separator: "\n").contains { $0.hasPrefix(c.expected) }, "expected a line starting with '\(c.expected)', got:\n\(output)")
+        #expect(
+            output.split(separator: "\n").contains { $0.hasPrefix(c.expected) },
+            "expected a line starting with '\(c.expected)', got:\n\(output)")
     }
 
     @Test("all problems are reported at once, and no secret is printed")
@@ -78,7 +108,8 @@ struct ConfigTests {
         let dir = try makeTemporaryDirectory("secret")
         let pw = dir.appendingPathComponent("pw")
         try "s3cret-value\n".write(to: pw, atomically: true, encoding: .utf8)
-        let (status, output) = try check("bridge:\n  id: 'a b'\nmqtt:\n  username: u\n  password_file: \(pw.path)\n  protocol: 9\ndocker:\n  - url: ftp://x")
+        let (status, output) = try check(
+            "bridge:\n  id: 'a b'\nmqtt:\n  username: u\n  password_file: \(pw.path)\n  protocol: 9\ndocker:\n  - url: ftp://x")
         #expect(status == 1)
         #expect(output.split(separator: "\n").count >= 3, "\(output)")
         #expect(!output.contains("s3cret-value"))
@@ -87,7 +118,8 @@ struct ConfigTests {
     @Test("secrets come from the environment when no file is named")
     func secretFromEnvironment() throws {
         let (status, output) = try check(
-            "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!b", environment: ["IDLEWATCHER_PROXMOX_TOKEN_SECRET": "abc-123"])
+            "proxmox:\n  - url: https://pve:8006\n    token_id: root@pam!b",
+            environment: ["IDLEWATCHER_PROXMOX_TOKEN_SECRET": "abc-123"])
         #expect(status == 0, "\(output)")
         #expect(!output.contains("abc-123"))
     }

@@ -23,7 +23,9 @@ struct DependencyTests {
         """
     }
 
-    @Test("an app on bridge A depending on a database on bridge B: waking the app wakes the database first; the database sleeps after the app stops, not while it runs")
+    @Test(
+        "an app on bridge A depending on a database on bridge B: waking the app wakes the database first; the database sleeps after the app stops, not while it runs"
+    )
     func acrossBridges() async throws {
         try await withEnvironment { env in
             let db = try env.docker.runQuickStopper("db", start: false)
@@ -34,7 +36,8 @@ struct DependencyTests {
                     idle: "  containers:\n    docker/a-\(app): {depends_on: [docker/b-\(db)]}"),
                 bridgeID: "hosta")
             let b = try BridgeProcess(
-                yaml: Self.config(env, id: "hostb", prefix: "b-", include: db, idle: "  containers:\n    docker/b-\(db): {timeout: 3s}"),
+                yaml: Self.config(
+                    env, id: "hostb", prefix: "b-", include: db, idle: "  containers:\n    docker/b-\(db): {timeout: 3s}"),
                 bridgeID: "hostb")
             defer {
                 a.child.signal(SIGKILL)
@@ -45,34 +48,43 @@ struct DependencyTests {
             try await env.observer.waitFor("idlewatcher/docker/b-\(db)/status") { $0.string("status") == "stopped" }
 
             let reply = try MQTT.request(
-                broker: env.broker, topic: "idlewatcher/docker/a-\(app)/command", responseTopic: "idlewatcher/docker/a-\(app)/reply",
+                broker: env.broker, topic: "idlewatcher/docker/a-\(app)/command",
+                responseTopic: "idlewatcher/docker/a-\(app)/reply",
                 payload: "wake", timeout: 30)
             #expect(reply.contains(#""ok":true"#) && reply.contains(#""ready":true"#), "\(reply)\n\(a.log.suffix(3000))")
             #expect(env.docker.state(db) == "running")
             #expect(env.docker.state(app) == "running")
-            let dbStarted = try #require(env.observer.messages(on: "idlewatcher/docker/b-\(db)/event").first { $0.string("action") == "start" })
-            let appStarted = try #require(env.observer.messages(on: "idlewatcher/docker/a-\(app)/event").first { $0.string("action") == "start" })
+            let dbStarted = try #require(
+                env.observer.messages(on: "idlewatcher/docker/b-\(db)/event").first { $0.string("action") == "start" })
+            let appStarted = try #require(
+                env.observer.messages(on: "idlewatcher/docker/a-\(app)/event").first { $0.string("action") == "start" })
             #expect(dbStarted.receivedAt <= appStarted.receivedAt, "the database must start before the app")
             // The wake went over MQTT to bridge B, with a Response Topic.
             #expect(env.observer.messages(on: "idlewatcher/docker/b-\(db)/reply").contains { $0.string("action") == "wake" })
 
             // While the app runs, the app's bridge holds a lease on the database: it stays up past its 3 s.
             try await eventually("the lease of the app on the database") {
-                let holders = env.observer.messages(on: "idlewatcher/docker/b-\(db)/idle").last?.json?["holders"] as? [[String: Any]]
+                let holders =
+                    env.observer.messages(on: "idlewatcher/docker/b-\(db)/idle").last?.json?["holders"] as? [[String: Any]]
                 return holders?.contains { $0["holder"] as? String == "hosta:docker/a-\(app)" } == true
             }
-            #expect(try await env.staysRunning(db, for: .seconds(6)), "the database slept while the app ran; B's log:\n\(b.log.suffix(4000))")
+            #expect(
+                try await env.staysRunning(db, for: .seconds(6)),
+                "the database slept while the app ran; B's log:\n\(b.log.suffix(4000))")
 
             // The app stops: the lease goes, and the database sleeps by its own timer.
             try MQTT.publish(broker: env.broker, topic: "idlewatcher/docker/a-\(app)/command", payload: "stop")
-            try await env.observer.waitFor("idlewatcher/docker/a-\(app)/status", timeout: .seconds(20)) { $0.string("status") == "stopped" }
+            try await env.observer.waitFor("idlewatcher/docker/a-\(app)/status", timeout: .seconds(20)) {
+                $0.string("status") == "stopped"
+            }
             let appStopped = Date().timeIntervalSince1970
             let dbStopped = try await env.observer.waitFor("idlewatcher/docker/b-\(db)/status", timeout: .seconds(20)) {
                 $0.string("status") == "stopped" && $0.receivedAt > appStopped
             }.receivedAt
             #expect(
                 dbStopped - appStopped >= 2.5,
-                "the database slept \(dbStopped - appStopped) s after the app stopped; A:\n\(a.log.suffix(3000))\nB:\n\(b.log.suffix(5000))")
+                "the database slept \(dbStopped - appStopped) s after the app stopped; A:\n\(a.log.suffix(3000))\nB:\n\(b.log.suffix(5000))"
+            )
         }
     }
 

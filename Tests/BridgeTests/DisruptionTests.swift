@@ -73,7 +73,9 @@ struct DisruptionTests {
             let pid = pids.split(separator: " ").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
             try #require(!pid.isEmpty, "dockerd must be running")
             try run(["kill", "-TERM", pid])
-            try await eventually("dockerd to exit", timeout: .seconds(60)) { try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0 }
+            try await eventually("dockerd to exit", timeout: .seconds(60)) {
+                try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0
+            }
 
             let down = try await env.command(name, ["action": "wake"])
             #expect((down.json?["error"] as? [String: Any])?["code"] as? String == "unavailable", "\(down.payload)")
@@ -99,7 +101,9 @@ extension DisruptionTests {
             let pid = pids.split(separator: " ").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
             try #require(!pid.isEmpty, "dockerd must be running")
             try run(["kill", "-TERM", pid])
-            try await eventually("dockerd to exit", timeout: .seconds(60)) { try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0 }
+            try await eventually("dockerd to exit", timeout: .seconds(60)) {
+                try !DockerFixture.ping() && run(["pidof", "dockerd"]).status != 0
+            }
 
             try await env.startBridge()
             let r = try await env.command(name, ["action": "wake"])

@@ -27,12 +27,14 @@ struct DockerSocketTests {
         let b = try BridgeProcess(yaml: yaml, bridgeID: id)
         do {
             try await observer.waitFor("idlewatcher/bridge/\(id)/state", timeout: .seconds(20)) { $0.payload == "online" }
-            try MQTT.publish(broker: broker, topic: "idlewatcher/docker/web/command", payload: #"{"action":"wake","request_id":"w1"}"#)
+            try MQTT.publish(
+                broker: broker, topic: "idlewatcher/docker/web/command", payload: #"{"action":"wake","request_id":"w1"}"#)
             let reply = try await observer.waitFor("idlewatcher/docker/web/reply") { $0.string("request_id") == "w1" }
             let error = reply.json?["error"] as? [String: Any]
             #expect(error?["code"] as? String == "unavailable", "\(reply.payload)")
             let message = error?["message"] as? String ?? ""
-            #expect(message.contains("cannot reach Docker at unix://\(socket): \(socket): No such file or directory"), "\(message)")
+            #expect(
+                message.contains("cannot reach Docker at unix://\(socket): \(socket): No such file or directory"), "\(message)")
             #expect(!message.contains("localhost port 80"), "\(message)")
             // The log says the same, where a person starting the bridge looks first.
             #expect(b.log.contains("\(socket): No such file or directory"), "\(b.log.suffix(2000))")

@@ -32,7 +32,9 @@ struct ExposureTests {
         }
     }
 
-    @Test("hidden containers get no Home Assistant discovery; protected ones are watched but only status is allowed, and get no controls")
+    @Test(
+        "hidden containers get no Home Assistant discovery; protected ones are watched but only status is allowed, and get no controls"
+    )
     func discoveryAndProtected() async throws {
         try await withEnvironment { env in
             let shown = try env.docker.run("shown")
@@ -48,7 +50,8 @@ struct ExposureTests {
             let node = "idlewatcher_\(env.bridgeID)"
             func configs(_ name: String) -> [String] {
                 var live: [String: Bool] = [:]
-                for m in env.observer.messages where m.topic.hasPrefix("homeassistant/") && m.topic.contains("/\(node)/") && m.topic.contains(name) {
+                for m in env.observer.messages
+                where m.topic.hasPrefix("homeassistant/") && m.topic.contains("/\(node)/") && m.topic.contains(name) {
                     live[m.topic] = !m.payload.isEmpty
                 }
                 return live.filter(\.value).keys.map { String($0.split(separator: "/")[1]) }.sorted()

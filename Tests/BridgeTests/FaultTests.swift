@@ -26,7 +26,8 @@ struct FaultTests {
             try env.docker.cli("pause", name)
             try await eventually("Docker's 11 events of the outage") { docker.events.count >= 11 }
             let outage = docker.events
-            #expect(outage.map(\.action) == Array(repeating: ["pause", "unpause"], count: 5).flatMap { $0 } + ["pause"], "\(outage)")
+            #expect(
+                outage.map(\.action) == Array(repeating: ["pause", "unpause"], count: 5).flatMap { $0 } + ["pause"], "\(outage)")
             try await eventually("the drop to be logged") { env.bridge!.log.contains("dropped the oldest event") }
             let onlineBefore = env.liveOnlineCount()
             try await env.broker.start()
@@ -47,7 +48,9 @@ struct FaultTests {
         }
     }
 
-    @Test("the broker killed (SIGKILL, persistence on) while events flow: every event arrives at least once, in Docker's order per container")
+    @Test(
+        "the broker killed (SIGKILL, persistence on) while events flow: every event arrives at least once, in Docker's order per container"
+    )
     func brokerCrash() async throws {
         try await withEnvironment(persistentBroker: true) { env in
             let names = [try env.docker.run("crash1"), try env.docker.run("crash2")]
@@ -70,7 +73,9 @@ struct FaultTests {
             defer { for f in flows.values { f.signal(SIGKILL) } }
             func recorded(_ n: String) -> Int { docker[n]!.events.count }
 
-            try await eventually("events through the broker", timeout: .seconds(30)) { names.allSatisfy { env.seenEvents($0).count >= 6 } }
+            try await eventually("events through the broker", timeout: .seconds(30)) {
+                names.allSatisfy { env.seenEvents($0).count >= 6 }
+            }
             let crashedAt = Date().timeIntervalSince1970
             // The broker hangs first, then dies: the events the bridge sends meanwhile are in
             // flight (sent, never acknowledged) when it is killed, so the crash always catches
@@ -88,8 +93,12 @@ struct FaultTests {
             }
             try await env.broker.start()
             let atRestart = names.map(recorded)
-            try await eventually("events after the restart", timeout: .seconds(30)) { zip(names, atRestart).allSatisfy { recorded($0) >= $1 + 6 } }
-            guard FileManager.default.createFile(atPath: stopFile, contents: nil) else { throw TestSupportError("cannot create \(stopFile)") }
+            try await eventually("events after the restart", timeout: .seconds(30)) {
+                zip(names, atRestart).allSatisfy { recorded($0) >= $1 + 6 }
+            }
+            guard FileManager.default.createFile(atPath: stopFile, contents: nil) else {
+                throw TestSupportError("cannot create \(stopFile)")
+            }
 
             for n in names {
                 let flow = flows[n]!
@@ -137,7 +146,9 @@ struct FaultTests {
         }
     }
 
-    @Test("the bridge killed (SIGKILL) during a stop: its will says offline; restarted, it says online, resyncs, and no status is stale")
+    @Test(
+        "the bridge killed (SIGKILL) during a stop: its will says offline; restarted, it says online, resyncs, and no status is stale"
+    )
     func bridgeCrashDuringCommand() async throws {
         try await withEnvironment { env in
             let slow = try env.docker.run("slow")  // /bin/sleep as PID 1 ignores SIGTERM: a stop takes its whole timeout
@@ -168,7 +179,9 @@ struct FaultTests {
             #expect(try await env.retainedState() == "online")
             // Each retained status equals the container's real state; the removed one's is cleared.
             try await eventually("the resync to correct every status", timeout: .seconds(30)) {
-                let (s, o, g) = (try await env.retainedStatus(slow), try await env.retainedStatus(other), try await env.retainedStatus(gone))
+                let (s, o, g) = (
+                    try await env.retainedStatus(slow), try await env.retainedStatus(other), try await env.retainedStatus(gone)
+                )
                 return s == "stopped" && o == "paused" && g == nil
             }
             #expect(env.docker.state(slow) == "exited")
@@ -181,7 +194,8 @@ struct FaultTests {
         try await withEnvironment { env in
             let name = try env.docker.run("early")
             await env.broker.stop()
-            let b = try BridgeProcess(yaml: BridgeProcess.dockerConfig(bridgeID: env.bridgeID, broker: env.broker), bridgeID: env.bridgeID)
+            let b = try BridgeProcess(
+                yaml: BridgeProcess.dockerConfig(bridgeID: env.bridgeID, broker: env.broker), bridgeID: env.bridgeID)
             env.bridge = b
             try await eventually("the bridge to say it cannot connect") { b.log.contains("cannot connect to the MQTT broker") }
             #expect(b.child.isRunning)
@@ -226,12 +240,18 @@ struct FaultTests {
             try env.send("stuck", #"{"action":"pause","request_id":"p4"}"#)
             let busy = try await env.observer.waitFor(env.topic("stuck", "reply")) { $0.string("request_id") == "p4" }
             #expect((busy.json?["error"] as? [String: Any])?["code"] as? String == "busy")
-            let first = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p1" }
+            let first = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) {
+                $0.string("request_id") == "p1"
+            }
             #expect((first.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
             #expect((first.json?["duration_ms"] as? Int ?? 0) >= 900)
-            let second = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p2" }
+            let second = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) {
+                $0.string("request_id") == "p2"
+            }
             #expect((second.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
-            let third = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) { $0.string("request_id") == "p3" }
+            let third = try await env.observer.waitFor(env.topic("stuck", "reply"), timeout: .seconds(10)) {
+                $0.string("request_id") == "p3"
+            }
             #expect((third.json?["error"] as? [String: Any])?["code"] as? String == "timeout")
             let status = try await env.command("stuck", ["action": "status"])
             #expect(status.json?["ok"] as? Bool == true, "the queue moved on: \(status.payload)")

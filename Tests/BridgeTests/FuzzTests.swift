@@ -67,8 +67,11 @@ struct FuzzTests {
                     wrong.append("#\(i) \(c)\n    → \(problem)")
                 }
             }
-            print("fuzz: \(cases.count) commands (seed \(Self.seed)) answered in \(elapsed); by category: \(byCategory.sorted { $0.key < $1.key })")
-            #expect(wrong.isEmpty, "\(wrong.count) wrong answers (seed \(Self.seed)):\n\(wrong.prefix(25).joined(separator: "\n"))")
+            print(
+                "fuzz: \(cases.count) commands (seed \(Self.seed)) answered in \(elapsed); by category: \(byCategory.sorted { $0.key < $1.key })"
+            )
+            #expect(
+                wrong.isEmpty, "\(wrong.count) wrong answers (seed \(Self.seed)):\n\(wrong.prefix(25).joined(separator: "\n"))")
 
             // Nothing was touched: Docker says so, no event was published, no status changed,
             // and the bridge never asked Docker to change anything (its debug log lists every request).
@@ -80,27 +83,37 @@ struct FuzzTests {
             let statuses = fromBridge.filter { $0.topic.hasSuffix("/status") }
             #expect(
                 statuses.allSatisfy { m in
-                    (m.json?["status"] as? String) == (m.topic == "idlewatcher/docker/\(ns.runningID)/status" ? "running" : "stopped")
+                    (m.json?["status"] as? String)
+                        == (m.topic == "idlewatcher/docker/\(ns.runningID)/status" ? "running" : "stopped")
                 }, "a status changed: \(statuses.map(\.text).prefix(5))")
-            #expect(!bridge.log.contains("docker POST"), "the bridge sent Docker a change: \(bridge.log.components(separatedBy: "\n").filter { $0.contains("docker POST") }.prefix(3))")
+            #expect(
+                !bridge.log.contains("docker POST"),
+                "the bridge sent Docker a change: \(bridge.log.components(separatedBy: "\n").filter { $0.contains("docker POST") }.prefix(3))"
+            )
 
             // Alive, bounded, and a clean exit.
             #expect(bridge.child.isRunning)
             let memoryAfter = try #require(ProcessMemory(pid: bridge.child.pid))
             print("fuzz: bridge memory before \(memoryBefore), after \(memoryAfter)")
             #expect(memoryAfter.peak < 64 * ProcessMemory.mebibyte, "\(memoryAfter)")
-            #expect(memoryAfter.resident - memoryBefore.resident < 16 * ProcessMemory.mebibyte, "before \(memoryBefore), after \(memoryAfter)")
+            #expect(
+                memoryAfter.resident - memoryBefore.resident < 16 * ProcessMemory.mebibyte,
+                "before \(memoryBefore), after \(memoryAfter)")
             await client.stop()
             #expect(await bridge.stop() == 0, "exit status after SIGTERM")
         }
     }
 
     /// What is wrong with the answers to one case, or nil.
-    static func check(_ c: FuzzCommandCase, replies: [MQTTIncomingMessage], namespace ns: FuzzCommandNamespace, bridgeID: String) -> String? {
+    static func check(
+        _ c: FuzzCommandCase, replies: [MQTTIncomingMessage], namespace ns: FuzzCommandNamespace, bridgeID: String
+    ) -> String? {
         guard case .reply(let codes, let status, let requestID, let action) = c.expectation else {
             return replies.isEmpty ? nil : "expected no reply, got \(replies.map(\.text))"
         }
-        guard replies.count == 1, let r = replies.first else { return "expected one reply, got \(replies.count): \(replies.map(\.text))" }
+        guard replies.count == 1, let r = replies.first else {
+            return "expected one reply, got \(replies.count): \(replies.map(\.text))"
+        }
         guard r.topic == ns.replyTopic(c.id) else { return "reply on \(r.topic.prefix(100))" }
         // The project's own parser: Foundation's drops a leading U+FEFF from strings.
         guard let json = (try? JSON.parse(r.payload))?.object else { return "the reply is not a JSON object: \(r.text)" }
@@ -110,11 +123,16 @@ struct FuzzTests {
         if !codes.contains(code) { return "expected \(codes.sorted()), got \(r.text.prefix(400))" }
         if ok == false, error?["message"]?.string?.isEmpty != false { return "no error message: \(r.text)" }
         if ok == true, error != nil { return "ok with an error: \(r.text)" }
-        if json["status"] != status.map(JSON.string) ?? .null { return "expected status \(status ?? "null"): \(r.text.prefix(400))" }
+        if json["status"] != status.map(JSON.string) ?? .null {
+            return "expected status \(status ?? "null"): \(r.text.prefix(400))"
+        }
         func same(_ a: String?, _ b: String) -> Bool { a.map { Array($0.utf8) == Array(b.utf8) } ?? false }  // not canonical equivalence
         switch requestID {
         case .null: if json["request_id"] != .null { return "expected request_id null: \(r.text.prefix(400))" }
-        case .echo(let rid): if !same(json["request_id"]?.string, rid) { return "expected request_id \(rid.debugDescription): \(r.text.prefix(400))" }
+        case .echo(let rid):
+            if !same(json["request_id"]?.string, rid) {
+                return "expected request_id \(rid.debugDescription): \(r.text.prefix(400))"
+            }
         case .any: break
         }
         if let action, json["action"]?.string != action { return "expected action \(action): \(r.text.prefix(400))" }
@@ -126,7 +144,10 @@ struct FuzzTests {
 
     /// What `docker inspect` says of a container's life: changed by any start, stop, pause or kill.
     func inspect(_ name: String) -> String {
-        let (_, out) = (try? run(["docker", "inspect", "-f", "{{.State.Status}} {{.State.StartedAt}} {{.State.FinishedAt}} {{.RestartCount}}", name])) ?? (1, "")
+        let (_, out) =
+            (try? run([
+                "docker", "inspect", "-f", "{{.State.Status}} {{.State.StartedAt}} {{.State.FinishedAt}} {{.RestartCount}}", name,
+            ])) ?? (1, "")
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -172,7 +193,8 @@ struct FuzzTests {
             ]
             let destructive = ["kill", "stop", "{\"action\":\"kill\",\"signal\":9}", "restart", "pause"]
             for (n, (id, _)) in notFound.enumerated() {
-                client.publish("idlewatcher/docker/\(id)/command", Array(destructive[n % destructive.count].utf8), correlation: "nf\(n)")
+                client.publish(
+                    "idlewatcher/docker/\(id)/command", Array(destructive[n % destructive.count].utf8), correlation: "nf\(n)")
             }
             for (n, (topic, _)) in ignored.enumerated() {
                 client.publish(topic, Array(destructive[n % destructive.count].utf8), correlation: "ig\(n)")
@@ -238,7 +260,8 @@ struct FuzzTests {
                 (status, output) = (0, "f.yaml: OK (bridge \(config.bridgeID))\n")
             } catch {
                 for p in error.problems where p.message.isEmpty || p.path.hasPrefix(" ") {
-                    wrong.append("#\(n) \(c)\n    → a problem without a message or with a blank path: \(p.description.debugDescription)")
+                    wrong.append(
+                        "#\(n) \(c)\n    → a problem without a message or with a blank path: \(p.description.debugDescription)")
                 }
                 (status, output) = (1, error.problems.map { $0.description + "\n" }.joined())
             }
@@ -254,7 +277,9 @@ struct FuzzTests {
         guard status == 0 || status == 1 else { return "exit status \(status)\n\(output.suffix(2000))" }
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast(output.hasSuffix("\n") ? 1 : 0)
         if status == 0 {
-            guard lines.count == 1, lines[lines.startIndex].hasPrefix("\(file): OK") else { return "exit 0 but: \(output.prefix(500))" }
+            guard lines.count == 1, lines[lines.startIndex].hasPrefix("\(file): OK") else {
+                return "exit 0 but: \(output.prefix(500))"
+            }
             return c.mustBeValid || c.expectedPath == nil ? nil : "accepted, but \(c.expectedPath!) is wrong"
         }
         if c.mustBeValid { return "refused a valid file: \(output.prefix(800))" }
@@ -262,10 +287,14 @@ struct FuzzTests {
         let fileLevel = ["not valid YAML: ", "the configuration", "cannot read the configuration file "]
         for line in lines {
             let isProblem = line.range(of: ": ") != nil && !line.hasPrefix(" ") && !line.hasPrefix(": ")
-            if !isProblem && !fileLevel.contains(where: { line.hasPrefix($0) }) { return "not a `path: problem` line: \(line.prefix(300).debugDescription)" }
+            if !isProblem && !fileLevel.contains(where: { line.hasPrefix($0) }) {
+                return "not a `path: problem` line: \(line.prefix(300).debugDescription)"
+            }
         }
         if lines.isEmpty { return "exit 1 without a problem" }
-        if c.expectedPath != nil, !lines.contains(where: c.names) { return "no line for \(c.expectedPath!):\n\(output.prefix(800))" }
+        if c.expectedPath != nil, !lines.contains(where: c.names) {
+            return "no line for \(c.expectedPath!):\n\(output.prefix(800))"
+        }
         return nil
     }
 }

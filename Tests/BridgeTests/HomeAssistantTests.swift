@@ -22,7 +22,10 @@ struct HomeAssistantTests {
         "enabled_by_default", "entity_category", "json_attributes_topic",
     ]
     static let allowedKeys: [String: Set<String>] = [
-        "switch": common.union(["command_topic", "state_topic", "payload_on", "payload_off", "state_on", "state_off", "value_template", "optimistic", "retain"]),
+        "switch": common.union([
+            "command_topic", "state_topic", "payload_on", "payload_off", "state_on", "state_off", "value_template", "optimistic",
+            "retain",
+        ]),
         "sensor": common.union(["state_topic", "value_template", "device_class", "options"]),
         "button": common.union(["command_topic", "payload_press", "retain"]),
         "binary_sensor": common.union(["state_topic", "payload_on", "payload_off", "device_class"]),
@@ -76,7 +79,8 @@ struct HomeAssistantTests {
 
             let bridgeDevice = try #require(all["homeassistant/binary_sensor/\(node)/bridge_state/config"])
             #expect(bridgeDevice["state_topic"] as? String == env.stateTopic)
-            #expect((bridgeDevice["device"] as? [String: Any])?["identifiers"] as? [String] == ["idlewatcher_bridge_\(env.bridgeID)"])
+            #expect(
+                (bridgeDevice["device"] as? [String: Any])?["identifiers"] as? [String] == ["idlewatcher_bridge_\(env.bridgeID)"])
             #expect((bridgeDevice["device"] as? [String: Any])?["sw_version"] is String)
 
             var uniqueIDs = Set<String>()
@@ -100,17 +104,22 @@ struct HomeAssistantTests {
                 topic.contains("/\(node)/\(object)_") || topic.contains("/\(node)/bridge_")
             }
             var lastPublished: [String: String] = [:]
-            for m in env.observer.messages where m.topic.hasPrefix("homeassistant/") && m.topic.hasSuffix("/config") && ours(m.topic) {
+            for m in env.observer.messages
+            where m.topic.hasPrefix("homeassistant/") && m.topic.hasSuffix("/config") && ours(m.topic) {
                 lastPublished[m.topic] = m.payload.isEmpty ? nil : m.payload
             }
-            let fresh = try await MQTT.retained(filter: "homeassistant/+/\(node)/+/config", connection: ["-p", "\(env.broker.port)"])
-                .filter { ours($0.topic) }
+            let fresh = try await MQTT.retained(
+                filter: "homeassistant/+/\(node)/+/config", connection: ["-p", "\(env.broker.port)"]
+            )
+            .filter { ours($0.topic) }
             #expect(fresh.allSatisfy { $0.retained }, "\(fresh)")
             #expect(Set(fresh.map(\.topic)).count == fresh.count, "one retained message per topic")
             #expect(
                 Dictionary(fresh.map { ($0.topic, $0.payload) }, uniquingKeysWith: { a, _ in a }) == lastPublished,
                 "retained: \(fresh.map(\.topic).sorted())\npublished: \(lastPublished.keys.sorted())")
-            #expect(lastPublished.count >= 7 && lastPublished[switchTopic] != nil, "not an empty comparison: \(lastPublished.keys.sorted())")
+            #expect(
+                lastPublished.count >= 7 && lastPublished[switchTopic] != nil,
+                "not an empty comparison: \(lastPublished.keys.sorted())")
 
             // The switch works as Home Assistant would use it.
             try env.send(name, "stop")
@@ -126,10 +135,11 @@ struct HomeAssistantTests {
             let node = "idlewatcher_\(env.bridgeID)"
             try await eventually("the sensor config") { self.configs(env).keys.contains { $0.contains("\(name)_status") } }
             let mine = configs(env).keys.filter { $0.contains("/\(node)/docker_\(name)_") }.sorted()
-            #expect(mine == [
-                "homeassistant/button/\(node)/docker_\(name)_wake/config",
-                "homeassistant/sensor/\(node)/docker_\(name)_status/config",
-            ])
+            #expect(
+                mine == [
+                    "homeassistant/button/\(node)/docker_\(name)_wake/config",
+                    "homeassistant/sensor/\(node)/docker_\(name)_status/config",
+                ])
         }
     }
 
@@ -170,7 +180,9 @@ struct HomeAssistantTests {
             }
             #expect(Date().timeIntervalSince(removedAt) >= 1.9, "not before remove_after (2s)")
             // Everything of the gone container went; the one that came back kept its entities.
-            let goneTopics = Set(env.observer.messages.filter { $0.topic.contains("docker_\(gone)_") && $0.topic.hasSuffix("/config") }.map(\.topic))
+            let goneTopics = Set(
+                env.observer.messages.filter { $0.topic.contains("docker_\(gone)_") && $0.topic.hasSuffix("/config") }.map(
+                    \.topic))
             for t in goneTopics { #expect(env.observer.messages(on: t).last?.payload == "", "\(t)") }
             #expect(env.observer.messages(on: backSensor).allSatisfy { !$0.payload.isEmpty })
             try await env.waitForStatus(back, "running")

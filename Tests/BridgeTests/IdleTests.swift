@@ -41,7 +41,8 @@ struct IdleTests {
     func sleepsOnTime() async throws {
         try await withEnvironment { env in
             let stop = try env.docker.runQuickStopper("stop", labels: Self.idle3s)
-            let pause = try env.docker.run("pause", labels: Self.idle3s.merging(["idlewatcher.idle_action": "pause"]) { a, _ in a })
+            let pause = try env.docker.run(
+                "pause", labels: Self.idle3s.merging(["idlewatcher.idle_action": "pause"]) { a, _ in a })
             try await env.startBridge()
             let state = try await env.observer.waitFor(env.topic(stop, "idle")) { !$0.payload.isEmpty }
             #expect((state.json?["timeout_s"] as? Int) == 3)
@@ -113,9 +114,10 @@ struct IdleTests {
             try await env.waitForStatus(name, "stopped", timeout: .seconds(15))
             let stoppedAt = try #require(env.statusTime(name, "stopped"))
             #expect(stoppedAt - lastActivity < 4.5, "a retained lease kept it awake")
-            #expect(env.observer.messages(on: env.topic(name, "idle")).allSatisfy { m in
-                ((m.json?["holders"] as? [[String: Any]]) ?? []).isEmpty
-            })
+            #expect(
+                env.observer.messages(on: env.topic(name, "idle")).allSatisfy { m in
+                    ((m.json?["holders"] as? [[String: Any]]) ?? []).isEmpty
+                })
             try env.activity(name, "", retain: true)  // clear it
             #expect(env.bridge!.log.contains("ignored a retained activity message"))
         }
@@ -153,7 +155,9 @@ struct IdleTests {
             let config = Self.idle([(sleeper, "timeout: 4s"), (gone, "timeout: 1h")])
             try await env.startBridge(extra: config)
             try await env.waitForStatus(sleeper, "stopped", timeout: .seconds(15))
-            try await eventually("the idle state of the sleeper says asleep") { env.idleState(sleeper)?.json?["sleeps_at"] is NSNull }
+            try await eventually("the idle state of the sleeper says asleep") {
+                env.idleState(sleeper)?.json?["sleeps_at"] is NSNull
+            }
             try await env.observer.waitFor(env.topic(gone, "idle")) { !$0.payload.isEmpty }
             await env.bridge!.stop()
             try env.docker.cli("start", sleeper)
@@ -181,7 +185,8 @@ struct IdleTests {
             #expect(try await env.staysRunning(narrow, for: .seconds(5)))
             #expect(env.docker.state(guarded) == "running")
             let log = env.bridge!.log
-            #expect(log.contains("docker/\(narrow) is idle-managed but its idle action stop is not allowed"), "\(log.suffix(3000))")
+            #expect(
+                log.contains("docker/\(narrow) is idle-managed but its idle action stop is not allowed"), "\(log.suffix(3000))")
             #expect(log.contains("docker/\(guarded) is idle-managed but its idle action stop is not allowed"))
         }
     }
@@ -201,7 +206,9 @@ struct IdleTests {
             ]
             for _ in 0..<30 {
                 var junk = "{"
-                for _ in 0..<Int.random(in: 1...40, using: &rng) { junk.append(Character(UnicodeScalar(UInt8.random(in: 32...126, using: &rng)))) }
+                for _ in 0..<Int.random(in: 1...40, using: &rng) {
+                    junk.append(Character(UnicodeScalar(UInt8.random(in: 32...126, using: &rng))))
+                }
                 payloads.append(junk)
             }
             for p in payloads where !p.hasPrefix("[") { try env.activity(name, p) }
@@ -237,7 +244,9 @@ struct IdleTests {
             #expect(sleeps.string("state_topic") == env.topic(name, "idle"))
             #expect(keep.string("command_topic") == env.topic(name, "activity"))
             #expect(touch.string("command_topic") == env.topic(name, "activity"))
-            #expect(!env.observer.messages.contains { $0.topic.contains("docker_\(plain)_keep_awake") }, "only idle-managed containers")
+            #expect(
+                !env.observer.messages.contains { $0.topic.contains("docker_\(plain)_keep_awake") },
+                "only idle-managed containers")
 
             // What Home Assistant sends when the switch is turned on: a lease held by homeassistant.
             try env.activity(name, keep.string("payload_on")!)

@@ -25,7 +25,8 @@ struct LabelTests {
             let error = refused.json?["error"] as? [String: Any]
             #expect(error?["code"] as? String == "not_allowed")
             #expect(
-                (error?["message"] as? String)?.contains("its label idlewatcher.allow=foo,status does not include it (allowed: status)") == true,
+                (error?["message"] as? String)?.contains(
+                    "its label idlewatcher.allow=foo,status does not include it (allowed: status)") == true,
                 "\(refused.payload)")
             let hiddenReply = try await env.command(hidden, ["action": "status"])
             #expect((hiddenReply.json?["error"] as? [String: Any])?["code"] as? String == "not_found", "enable=0 hides it")
@@ -71,12 +72,15 @@ struct LabelTests {
             let good = try env.docker.run("good", labels: ["idlewatcher.idle_timeout": "5m"])
             let dir = try makeTemporaryDirectory("checkconfig")
             let file = dir.appendingPathComponent("c.yaml")
-            try BridgeProcess.dockerConfig(bridgeID: env.bridgeID, broker: env.broker, dockerExtra: "    include: [\(bad), \(good)]")
-                .write(to: file, atomically: true, encoding: .utf8)
+            try BridgeProcess.dockerConfig(
+                bridgeID: env.bridgeID, broker: env.broker, dockerExtra: "    include: [\(bad), \(good)]"
+            )
+            .write(to: file, atomically: true, encoding: .utf8)
             let (status, output) = try run([BridgeProcess.executable, "check-config", "--config", file.path, "--runtimes"])
             #expect(status == 0, "\(output)")
             #expect(output.contains("warning: docker/\(bad): idlewatcher.stop_timeout=abc: not a duration"), "\(output)")
-            #expect(output.contains("warning: docker/\(bad): idlewatcher.idle_action=nap: expected stop, pause or kill"), "\(output)")
+            #expect(
+                output.contains("warning: docker/\(bad): idlewatcher.idle_action=nap: expected stop, pause or kill"), "\(output)")
             #expect(!output.contains("docker/\(good):"), "\(output)")
             #expect(output.contains("2 container(s) exposed, 2 label problem(s)"), "\(output)")
         }

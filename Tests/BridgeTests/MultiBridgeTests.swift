@@ -38,7 +38,9 @@ struct MultiBridgeTests {
             // bridge, retained (and only under the right bridge's prefix).
             let mine: Set = ["idlewatcher/docker/a-\(a)/status", "idlewatcher/docker/b-\(b)/status"]
             let seen = try await eventually("both bridges' statuses, retained") { () -> Set<String>? in
-                let s = Set(try await MQTT.retained(filter: "idlewatcher/+/+/status", connection: ["-p", "\(env.broker.port)"]).map(\.topic))
+                let s = Set(
+                    try await MQTT.retained(filter: "idlewatcher/+/+/status", connection: ["-p", "\(env.broker.port)"]).map(
+                        \.topic))
                 return s.isSuperset(of: mine) ? s : nil
             }
             #expect(!seen.contains("idlewatcher/docker/a-\(b)/status"))
@@ -50,7 +52,8 @@ struct MultiBridgeTests {
             #expect(nf.string("bridge") == "hosta")
             #expect((nf.json?["error"] as? [String: Any])?["code"] as? String == "not_found")
             #expect(env.docker.state(b) == "running")
-            try MQTT.publish(broker: env.broker, topic: "idlewatcher/docker/b-\(b)/command", payload: #"{"action":"pause","request_id":"x"}"#)
+            try MQTT.publish(
+                broker: env.broker, topic: "idlewatcher/docker/b-\(b)/command", payload: #"{"action":"pause","request_id":"x"}"#)
             let ok = try await env.observer.waitFor("idlewatcher/docker/b-\(b)/reply")
             #expect(ok.string("bridge") == "hostb")
             #expect(env.docker.state(b) == "paused")

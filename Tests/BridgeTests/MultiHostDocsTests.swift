@@ -15,7 +15,9 @@ struct MultiHostDocsTests {
         return String(text[open.upperBound..<close.lowerBound])
     }
 
-    @Test("the documented ACL: mosquitto_rr -u homeassistant -e reply/me gets its reply, the bridge's own reply topic works, nothing of the bridge is refused; without `write reply/#` the refusal is logged as documented")
+    @Test(
+        "the documented ACL: mosquitto_rr -u homeassistant -e reply/me gets its reply, the bridge's own reply topic works, nothing of the bridge is refused; without `write reply/#` the refusal is logged as documented"
+    )
     func documentedACL() async throws {
         let documented = try Self.codeBlock(in: "multi-host.md", after: "## The broker's ACL")
         #expect(documented.contains("user bridge-nas") && documented.contains("user homeassistant"))
@@ -66,31 +68,39 @@ struct MultiHostDocsTests {
             try await observer.waitFor("idlewatcher/bridge/nas/state", timeout: .seconds(20)) { $0.payload == "online" }
             try await observer.waitFor("idlewatcher/docker/\(id)/status") { $0.string("status") == "running" }
             try await eventually("Home Assistant discovery under homeassistant/+/idlewatcher_nas/") {
-                observer.messages.contains { $0.topic.hasPrefix("homeassistant/") && $0.topic.contains("/idlewatcher_nas/") && !$0.payload.isEmpty }
+                observer.messages.contains {
+                    $0.topic.hasPrefix("homeassistant/") && $0.topic.contains("/idlewatcher_nas/") && !$0.payload.isEmpty
+                }
             }
 
             // As the document says: a Response Topic under reply/, and the bridge's own reply topic.
             for responseTopic in ["reply/me", "idlewatcher/docker/\(id)/reply"] {
                 let (rc, out) = try run(
-                    ["mosquitto_rr", "-t", "idlewatcher/docker/\(id)/command", "-e", responseTopic, "-m", "status", "-W", "20"] + homeassistant)
+                    ["mosquitto_rr", "-t", "idlewatcher/docker/\(id)/command", "-e", responseTopic, "-m", "status", "-W", "20"]
+                        + homeassistant)
                 #expect(rc == 0, "mosquitto_rr -e \(responseTopic): \(out)")
                 let reply = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any]
                 #expect(reply?["ok"] as? Bool == true && reply?["status"] as? String == "running", "\(out)")
             }
-            #expect(!b.log.contains("the MQTT broker refused a message"), "the documented ACL refused the bridge something:\n\(b.log)")
+            #expect(
+                !b.log.contains("the MQTT broker refused a message"), "the documented ACL refused the bridge something:\n\(b.log)"
+            )
 
             // Without `topic write reply/#` the bridge may not answer there: the broker drops the
             // reply, and the bridge says so in the words the document shows.
             try writeACL(documented.replacingOccurrences(of: "topic write reply/#\n", with: ""))
             broker.reload()
-            let example = try await eventually("the refusal in the log, as documented", every: .milliseconds(300)) { () -> String? in
+            let example = try await eventually("the refusal in the log, as documented", every: .milliseconds(300)) {
+                () -> String? in
                 try MQTT.publish(
                     broker: broker, topic: "idlewatcher/docker/\(id)/command", payload: "status",
                     extra: ["-V", "mqttv5", "-D", "publish", "response-topic", "reply/me"] + Array(homeassistant.dropFirst(2)))
-                return b.log.split(separator: "\n").first { $0.contains("the MQTT broker refused a message on reply/me") }.map(String.init)
+                return b.log.split(separator: "\n").first { $0.contains("the MQTT broker refused a message on reply/me") }.map(
+                    String.init)
             }
             let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/multi-host.md"), encoding: .utf8)
-            let documentedLine = try #require(text.split(separator: "\n").first { $0.hasPrefix("the MQTT broker refused a message on reply/me") })
+            let documentedLine = try #require(
+                text.split(separator: "\n").first { $0.hasPrefix("the MQTT broker refused a message on reply/me") })
             #expect(example.hasSuffix(String(documentedLine)), "the log:\n\(example)\nthe document:\n\(documentedLine)")
             #expect(await b.stop() == 0)
         } catch {
@@ -104,7 +114,9 @@ struct MultiHostDocsTests {
         await broker.stop()
     }
 
-    @Test("a bridge that stops answering is offline after 1.5 × keepalive (plus mosquitto's check interval), not after one keepalive")
+    @Test(
+        "a bridge that stops answering is offline after 1.5 × keepalive (plus mosquitto's check interval), not after one keepalive"
+    )
     func offlineAfterOneAndAHalfKeepalives() async throws {
         try await withEnvironment { env in
             let b = try await env.startBridge(dockerExtra: "    include: [none]", mqttExtra: "  keepalive: 5s")

@@ -56,7 +56,8 @@ struct OutsideChangesTests {
     func labelsNotInAttributes() async throws {
         try await withEnvironment { env in
             try await env.startBridge()
-            let name = try env.docker.run("lbl", labels: ["com.example.team": "media", "idlewatcher.allow": "start,wake,status,pause"])
+            let name = try env.docker.run(
+                "lbl", labels: ["com.example.team": "media", "idlewatcher.allow": "start,wake,status,pause"])
             let e = try await env.observer.waitFor(env.topic(name, "event")) { $0.string("action") == "start" }
             let attributes = e.json?["attributes"] as? [String: String] ?? [:]
             #expect(attributes["name"] == name)

@@ -55,7 +55,9 @@ final class PodmanEnvironment: @unchecked Sendable {
     }
 
     func waitForStatus(_ id: String, _ status: String, timeout: Duration = .seconds(20)) async throws {
-        try await eventually("status \(status) for \(id); saw \(observer.messages(on: topic(id, "status")).map(\.payload))", timeout: timeout) {
+        try await eventually(
+            "status \(status) for \(id); saw \(observer.messages(on: topic(id, "status")).map(\.payload))", timeout: timeout
+        ) {
             self.observer.messages(on: self.topic(id, "status")).last?.string("status") == status
         }
     }

@@ -61,8 +61,12 @@ struct ProcessTests {
         try await withEnvironment(mqtt: mqtt) { env in
             let mine = "\(env.docker.prefix)-gone"
             let theirs = "\(env.docker.prefix)-elsewhere"
-            try MQTT.publish(broker: env.broker, topic: env.topic(mine, "status"), payload: #"{"status":"running","bridge":"\#(env.bridgeID)","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
-            try MQTT.publish(broker: env.broker, topic: env.topic(theirs, "status"), payload: #"{"status":"running","bridge":"another-host","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
+            try MQTT.publish(
+                broker: env.broker, topic: env.topic(mine, "status"),
+                payload: #"{"status":"running","bridge":"\#(env.bridgeID)","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
+            try MQTT.publish(
+                broker: env.broker, topic: env.topic(theirs, "status"),
+                payload: #"{"status":"running","bridge":"another-host","updated":"2026-01-01T00:00:00Z"}"#, retain: true)
             let live = try env.docker.run("live")
             #expect(try await env.retainedStatus(mine) == "running", "the stale status is there before the bridge starts")
             try await env.startBridge()
@@ -79,9 +83,13 @@ struct ProcessTests {
         #expect(v.status == 0)
         // Exactly the version the sources declare, in MAJOR.MINOR.PATCH form.
         let declared = try BridgeProcess.sourceVersion()
-        #expect(declared.wholeMatch(of: #/[0-9]+\.[0-9]+\.[0-9]+/#) != nil, "bridgeVersion '\(declared)' is not MAJOR.MINOR.PATCH")
+        #expect(
+            declared.wholeMatch(of: #/[0-9]+\.[0-9]+\.[0-9]+/#) != nil, "bridgeVersion '\(declared)' is not MAJOR.MINOR.PATCH")
         #expect(v.output.trimmingCharacters(in: .whitespacesAndNewlines) == declared, "--version printed '\(v.output)'")
-        let c = try run([BridgeProcess.executable, "check-config", "--config", repositoryRoot.appendingPathComponent("config/idlewatcher-bridge.yaml").path])
+        let c = try run([
+            BridgeProcess.executable, "check-config", "--config",
+            repositoryRoot.appendingPathComponent("config/idlewatcher-bridge.yaml").path,
+        ])
         #expect(c.status == 0, "\(c.output)")
     }
 }

@@ -51,7 +51,9 @@ struct ReadinessTests {
             #expect(reply.string("status") == "running", "left as it is")
             #expect(took >= .seconds(3) && took < .seconds(15), "\(took)")
             #expect(env.docker.state(name) == "running")
-            #expect(["starting", "unhealthy"].contains(env.observer.messages(on: env.topic(name, "status")).last?.string("health") ?? ""))
+            #expect(
+                ["starting", "unhealthy"].contains(
+                    env.observer.messages(on: env.topic(name, "status")).last?.string("health") ?? ""))
         }
     }
 

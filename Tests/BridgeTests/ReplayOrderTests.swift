@@ -39,13 +39,17 @@ struct ReplayOrderTests {
             _ = proxy
             try await env.observer.waitFor(env.topic(name, "event")) { $0.string("action") == "pause" }
 
-            let all = env.observer.messages.filter { $0.topic == env.topic(name, "event") || $0.topic == env.topic(name, "status") }
+            let all = env.observer.messages.filter {
+                $0.topic == env.topic(name, "event") || $0.topic == env.topic(name, "status")
+            }
             let eventIndex = try #require(all.firstIndex { $0.topic.hasSuffix("/event") && $0.string("action") == "pause" })
             let statusIndex = try #require(all.firstIndex { $0.topic.hasSuffix("/status") && $0.string("status") == "paused" })
             #expect(eventIndex < statusIndex, "the status went out before the event it follows: \(all.map(\.description))")
             let event = all[eventIndex]
             let status = all[statusIndex]
-            #expect(status.string("since") == event.string("time"), "since \(status.string("since") ?? "-") ≠ event time \(event.string("time") ?? "-")")
+            #expect(
+                status.string("since") == event.string("time"),
+                "since \(status.string("since") ?? "-") ≠ event time \(event.string("time") ?? "-")")
         }
     }
 }

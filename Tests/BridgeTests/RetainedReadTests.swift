@@ -22,7 +22,10 @@ struct RetainedReadTests {
             log: try makeTemporaryDirectory("chatter").appendingPathComponent("log"))
         defer { chatter.signal(SIGKILL) }
         let all = try await MQTT.retained(filter: "iwtest/r/#", connection: ["-p", "\(broker.port)"])
-        #expect(Dictionary(all.map { ($0.topic, $0.payload) }, uniquingKeysWith: { a, _ in a }) == ["iwtest/r/one": "kept", "iwtest/r/two": "also"])
+        #expect(
+            Dictionary(all.map { ($0.topic, $0.payload) }, uniquingKeysWith: { a, _ in a }) == [
+                "iwtest/r/one": "kept", "iwtest/r/two": "also",
+            ])
 
         // Cleared (an empty retained payload): none again.
         try MQTT.publish(broker: broker, topic: "iwtest/r/one", payload: "", retain: true)

@@ -33,7 +33,8 @@ final class SecureBroker: Sendable {
         self.passwords = passwords
         let shipped = try String(contentsOf: repositoryRoot.appendingPathComponent("config/mosquitto/acl"), encoding: .utf8)
         let acl = tls.path("acl")
-        try (shipped + "\n# test only: a subscriber that sees everything\nuser observer\ntopic read #\ntopic readwrite iwtest/#\n")
+        try
+            (shipped + "\n# test only: a subscriber that sees everything\nuser observer\ntopic read #\ntopic readwrite iwtest/#\n")
             .write(toFile: acl, atomically: true, encoding: .utf8)
         for f in [acl, passwordFile] { try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: f) }
         broker = try await MosquittoBroker(
@@ -68,7 +69,8 @@ final class SecureBroker: Sendable {
     func login(_ user: String) -> [String] {
         let c = certificates[user]!
         return [
-            "-h", "localhost", "-p", "\(broker.port)", "--cafile", tls.caFile, "--cert", c.certificate, "--key", c.key, "-u", user,
+            "-h", "localhost", "-p", "\(broker.port)", "--cafile", tls.caFile, "--cert", c.certificate, "--key", c.key, "-u",
+            user,
             "-P", passwords[user]!,
         ]
     }
@@ -76,7 +78,9 @@ final class SecureBroker: Sendable {
     /// The project's MQTT client logged in as `user`.
     func client(_ user: String, subscriptions: [String]) async throws -> RecordingClient {
         let (tls, c, pw) = (tls, certificates[user]!, passwords[user]!)
-        return try await RecordingClient(port: broker.port, subscriptions: subscriptions, clientID: "iwt-\(user)-\(UUID().uuidString.prefix(6))") {
+        return try await RecordingClient(
+            port: broker.port, subscriptions: subscriptions, clientID: "iwt-\(user)-\(UUID().uuidString.prefix(6))"
+        ) {
             $0.host = "localhost"
             $0.tls = true
             $0.caFile = tls.caFile
@@ -125,7 +129,9 @@ struct SecurityTests {
         "bridge:\n  id: \(id)\n\(mqtt)\ndocker:\n\(docker)\nhomeassistant:\n  enabled: \(homeassistant)\n"
     }
 
-    @Test("over mqtts:// with client certificates and the shipped ACL the bridge works end to end; Home Assistant can wake a container but cannot fake a status")
+    @Test(
+        "over mqtts:// with client certificates and the shipped ACL the bridge works end to end; Home Assistant can wake a container but cannot fake a status"
+    )
     func endToEndUnderTheACL() async throws {
         let secure = try await SecureBroker()
         let docker = try await DockerFixture()
@@ -139,7 +145,8 @@ struct SecurityTests {
             let other = try docker.run("other")
             let b = try BridgeProcess(
                 yaml: Self.bridgeConfig(
-                    id: id, mqtt: try secure.mqttSection(), docker: "  - url: unix:///var/run/docker.sock\n    include: [\(name), \(other)]"),
+                    id: id, mqtt: try secure.mqttSection(),
+                    docker: "  - url: unix:///var/run/docker.sock\n    include: [\(name), \(other)]"),
                 bridgeID: id)
             bridge = b
             let state = "idlewatcher/bridge/\(id)/state"
@@ -148,16 +155,23 @@ struct SecurityTests {
             try await eventually("online; log:\n\(b.log.suffix(2000))", timeout: .seconds(20)) { last(state) == "online" }
             try await eventually("the status") { observer.messages(on: status).last?.json?["status"] as? String == "running" }
             try await eventually("Home Assistant discovery") {
-                observer.messages.contains { $0.topic.hasPrefix("homeassistant/switch/") && $0.topic.contains(name) && !$0.payload.isEmpty }
+                observer.messages.contains {
+                    $0.topic.hasPrefix("homeassistant/switch/") && $0.topic.contains(name) && !$0.payload.isEmpty
+                }
             }
 
             // Home Assistant sends commands: plain, and with mosquitto_rr (MQTT 5 Response Topic).
-            try MQTT.publish(broker: secure.broker, topic: "idlewatcher/docker/\(name)/command", payload: "pause", extra: secure.login("homeassistant"))
+            try MQTT.publish(
+                broker: secure.broker, topic: "idlewatcher/docker/\(name)/command", payload: "pause",
+                extra: secure.login("homeassistant"))
             try await eventually("the pause event") {
                 observer.messages(on: "idlewatcher/docker/\(name)/event").contains { $0.json?["action"] as? String == "pause" }
             }
             let (rc, out) = try run(
-                ["mosquitto_rr", "-t", "idlewatcher/docker/\(name)/command", "-e", "idlewatcher/docker/\(name)/reply", "-m", "wake", "-W", "20"]
+                [
+                    "mosquitto_rr", "-t", "idlewatcher/docker/\(name)/command", "-e", "idlewatcher/docker/\(name)/reply", "-m",
+                    "wake", "-W", "20",
+                ]
                     + secure.login("homeassistant"))
             #expect(rc == 0, "\(out)")
             let reply = try #require(try JSON.parse(out.trimmingCharacters(in: .whitespacesAndNewlines)).object, "\(out)")
@@ -166,14 +180,18 @@ struct SecurityTests {
 
             // …but cannot say anything in the bridge's name: the ACL refuses, the retained state stays.
             let retainedStatus = try #require(try await secure.retained(status), "the bridge's status is retained")
-            let fake = #"{"status":"stopped","runtime":"docker","id":"\#(name)","since":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z","bridge":"\#(id)"}"#
+            let fake =
+                #"{"status":"stopped","runtime":"docker","id":"\#(name)","since":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z","bridge":"\#(id)"}"#
             for (topic, payload) in [(status, fake), (state, "offline"), ("idlewatcher/docker/\(name)/event", fake)] {
                 _ = try run(["mosquitto_pub", "-q", "1", "-r", "-t", topic, "-m", payload] + secure.login("homeassistant"))
             }
             // Nor make the bridge do it: a Response Topic on another container's status is not used.
             _ = try run(
-                ["mosquitto_pub", "-V", "mqttv5", "-q", "1", "-t", "idlewatcher/docker/\(name)/command", "-m", #"{"action":"status","request_id":"deputy"}"#,
-                 "-D", "publish", "response-topic", "idlewatcher/docker/\(other)/status"] + secure.login("homeassistant"))
+                [
+                    "mosquitto_pub", "-V", "mqttv5", "-q", "1", "-t", "idlewatcher/docker/\(name)/command", "-m",
+                    #"{"action":"status","request_id":"deputy"}"#,
+                    "-D", "publish", "response-topic", "idlewatcher/docker/\(other)/status",
+                ] + secure.login("homeassistant"))
             let deputy = try await observer.waitForMessage("the reply to the deputy command") {
                 $0.json?["request_id"] as? String == "deputy" && $0.json?["ok"] != nil
             }
@@ -181,7 +199,9 @@ struct SecurityTests {
             #expect(try await secure.retained(status) == retainedStatus)
             #expect(try await secure.retained(state) == "online")
             #expect(!observer.messages.contains { $0.text == fake }, "a subscriber saw the fake status")
-            #expect(!observer.messages.contains { $0.topic.hasSuffix("/status") && $0.json?["ok"] != nil }, "a reply on a status topic")
+            #expect(
+                !observer.messages.contains { $0.topic.hasSuffix("/status") && $0.json?["ok"] != nil },
+                "a reply on a status topic")
 
             // Availability: a clean stop says offline, exit 0.
             #expect(await b.stop() == 0)
@@ -196,7 +216,9 @@ struct SecurityTests {
         await secure.stop()
     }
 
-    @Test("the broker's certificate and name are checked, and a client certificate is sent: each failure is refused with a clear log line")
+    @Test(
+        "the broker's certificate and name are checked, and a client certificate is sent: each failure is refused with a clear log line"
+    )
     func brokerTLSIsVerified() async throws {
         let secure = try await SecureBroker(serverHosts: ["DNS:localhost"])  // no IP:127.0.0.1
         defer { Task { await secure.stop() } }
@@ -204,17 +226,30 @@ struct SecurityTests {
         let bridge = secure.certificates["bridge"]!
         // (what is wrong, mqtt lines, what the log must say)
         let cases: [(String, [String], [String])] = [
-            ("a certificate for another host name", ["url: mqtts://127.0.0.1:\(secure.broker.port)"], ["TLS handshake failed", "certificate verify failed", "for the host name '127.0.0.1'"]),
-            ("a CA that did not sign the broker's certificate", ["ca_file: \(secure.tls.rogueCAFile)"], ["TLS handshake failed", "certificate verify failed"]),
-            ("no client certificate", ["cert_file: ~", "key_file: ~"], ["mqtts://localhost", "requires a client certificate (mqtt.cert_file, key_file)"]),
-            ("a client certificate the broker does not trust", ["cert_file: \(rogueClient.certificate)", "key_file: \(rogueClient.key)"], ["TLS handshake failed"]),
+            (
+                "a certificate for another host name", ["url: mqtts://127.0.0.1:\(secure.broker.port)"],
+                ["TLS handshake failed", "certificate verify failed", "for the host name '127.0.0.1'"]
+            ),
+            (
+                "a CA that did not sign the broker's certificate", ["ca_file: \(secure.tls.rogueCAFile)"],
+                ["TLS handshake failed", "certificate verify failed"]
+            ),
+            (
+                "no client certificate", ["cert_file: ~", "key_file: ~"],
+                ["mqtts://localhost", "requires a client certificate (mqtt.cert_file, key_file)"]
+            ),
+            (
+                "a client certificate the broker does not trust",
+                ["cert_file: \(rogueClient.certificate)", "key_file: \(rogueClient.key)"], ["TLS handshake failed"]
+            ),
             ("the right files", ["cert_file: \(bridge.certificate)"], ["connected to the MQTT broker at mqtts://localhost"]),
         ]
         for (what, lines, expected) in cases {
             let id = "s\(UUID().uuidString.prefix(6).lowercased())"
             let b = try BridgeProcess(
                 yaml: Self.bridgeConfig(
-                    id: id, mqtt: try secure.mqttSection(extra: lines), docker: "  - url: unix:///var/run/docker.sock\n    include: [none]",
+                    id: id, mqtt: try secure.mqttSection(extra: lines),
+                    docker: "  - url: unix:///var/run/docker.sock\n    include: [none]",
                     homeassistant: false),
                 bridgeID: id)
             do {
@@ -232,7 +267,9 @@ struct SecurityTests {
         }
     }
 
-    @Test("a wrong password is refused with a clear log line; the bridge keeps retrying and gets in once the password is right (from the environment)")
+    @Test(
+        "a wrong password is refused with a clear log line; the bridge keeps retrying and gets in once the password is right (from the environment)"
+    )
     func wrongPasswordThenRight() async throws {
         let secure = try await SecureBroker()
         defer { Task { await secure.stop() } }
@@ -241,7 +278,8 @@ struct SecurityTests {
         let envPassword = "from-the-environment-\(UUID().uuidString)"
         let b = try BridgeProcess(
             yaml: Self.bridgeConfig(
-                id: id, mqtt: try secure.mqttSection(password: "environment"), docker: "  - url: unix:///var/run/docker.sock\n    include: [none]",
+                id: id, mqtt: try secure.mqttSection(password: "environment"),
+                docker: "  - url: unix:///var/run/docker.sock\n    include: [none]",
                 homeassistant: false),
             bridgeID: id, environment: ["IDLEWATCHER_MQTT_PASSWORD": envPassword])
         do {
@@ -274,8 +312,10 @@ final class DockerTLSProxy: Sendable {
     init(tls: TLSMaterial) async throws {
         let server = try tls.issue("dockerd", hosts: ["DNS:localhost"])
         port = freePort()
-        let listen = "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,cert=\(server.certificate),key=\(server.key),cafile=\(tls.caFile),verify=1"
-        child = try ChildProcess(["socat", listen, "UNIX-CONNECT:/var/run/docker.sock"], log: tls.directory.appendingPathComponent("socat.log"))
+        let listen =
+            "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,cert=\(server.certificate),key=\(server.key),cafile=\(tls.caFile),verify=1"
+        child = try ChildProcess(
+            ["socat", listen, "UNIX-CONNECT:/var/run/docker.sock"], log: tls.directory.appendingPathComponent("socat.log"))
         let port = self.port
         try await eventually("socat listening on \(port)") { isListening(port: port) }
     }
@@ -286,7 +326,9 @@ final class DockerTLSProxy: Sendable {
 }
 
 extension SecurityTests {
-    @Test("Docker over tcp:// with TLS client certificates: the bridge drives a container through it; without a client certificate or with an untrusted CA it says unavailable, with the TLS reason")
+    @Test(
+        "Docker over tcp:// with TLS client certificates: the bridge drives a container through it; without a client certificate or with an untrusted CA it says unavailable, with the TLS reason"
+    )
     func dockerOverTLS() async throws {
         try await withEnvironment { env in
             let tls = try TLSMaterial()
@@ -310,7 +352,8 @@ extension SecurityTests {
             }
 
             // With the client certificate: statuses, commands and the event stream all go through TLS.
-            let good = try await start("    ca_file: \(tls.caFile)\n    cert_file: \(client.certificate)\n    key_file: \(client.key)", prefix: "tls-")
+            let good = try await start(
+                "    ca_file: \(tls.caFile)\n    cert_file: \(client.certificate)\n    key_file: \(client.key)", prefix: "tls-")
             try await env.waitForStatus("tls-\(name)", "running")
             let paused = try await env.command("tls-\(name)", ["action": "pause"])
             #expect(paused.string("status") == "paused", "\(paused.payload)")
@@ -322,9 +365,15 @@ extension SecurityTests {
 
             // (files, what the reason must mention)
             let refusals: [(String, String, [String])] = [
-                ("no client certificate", "    ca_file: \(tls.caFile)", ["cannot reach Docker at \(proxy.url)", "client certificate"]),
-                ("an untrusted CA", "    ca_file: \(tls.rogueCAFile)\n    cert_file: \(client.certificate)\n    key_file: \(client.key)",
-                 ["cannot reach Docker at \(proxy.url)", "certificate"]),
+                (
+                    "no client certificate", "    ca_file: \(tls.caFile)",
+                    ["cannot reach Docker at \(proxy.url)", "client certificate"]
+                ),
+                (
+                    "an untrusted CA",
+                    "    ca_file: \(tls.rogueCAFile)\n    cert_file: \(client.certificate)\n    key_file: \(client.key)",
+                    ["cannot reach Docker at \(proxy.url)", "certificate"]
+                ),
             ]
             for (n, (what, files, reasons)) in refusals.enumerated() {
                 let b = try await start(files, prefix: "bad\(n)-")
@@ -333,7 +382,8 @@ extension SecurityTests {
                 let message = error?["message"] as? String ?? ""
                 #expect(error?["code"] as? String == "unavailable", "\(what): \(reply.payload)")
                 #expect(reasons.allSatisfy { message.contains($0) }, "\(what): \(message)")
-                #expect(["SSL", "TLS", "certificate"].contains { message.contains($0) }, "\(what): the reason names TLS: \(message)")
+                #expect(
+                    ["SSL", "TLS", "certificate"].contains { message.contains($0) }, "\(what): the reason names TLS: \(message)")
                 #expect(b.log.contains("cannot reach Docker at \(proxy.url)"), "\(what): a log line")
                 #expect(env.docker.state(name) == "running")
                 #expect(await b.stop() == 0)
@@ -370,13 +420,13 @@ extension SecurityTests {
             let binary = URL(fileURLWithPath: BridgeProcess.executable).resolvingSymlinksInPath().path
             let dir = try makeTemporaryDirectory("own")
             try """
-                bridge: {id: \(env.bridgeID)}
-                mqtt: {url: "\(env.broker.url)", client_id: iwt-own-\(env.bridgeID)}
-                docker:
-                  - url: unix:///var/run/docker.sock
-                    include: [\(me), \(neighbour)]
-                homeassistant: {enabled: false}
-                """.write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+            bridge: {id: \(env.bridgeID)}
+            mqtt: {url: "\(env.broker.url)", client_id: iwt-own-\(env.bridgeID)}
+            docker:
+              - url: unix:///var/run/docker.sock
+                include: [\(me), \(neighbour)]
+            homeassistant: {enabled: false}
+            """.write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
             try env.docker.run(
                 "bridge", command: [binary, "--config", "/config/config.yaml", "--log-level", "debug"], network: "host",
                 options: try Self.runInContainerOptions(binary: binary, config: dir.path))
@@ -408,7 +458,9 @@ extension SecurityTests {
 }
 
 extension SecurityTests {
-    @Test("no secret in any log line (trace), reply, status, event, discovery, health file or check-config output, even while things fail")
+    @Test(
+        "no secret in any log line (trace), reply, status, event, discovery, health file or check-config output, even while things fail"
+    )
     func secretsStaySecret() async throws {
         let dir = try makeTemporaryDirectory("secrets")
         func write(_ name: String, _ text: String) throws -> String {
@@ -428,7 +480,8 @@ extension SecurityTests {
         let passwd = dir.appendingPathComponent("passwd").path
         try SecureBroker.setPassword(passwd, "observer", "observer-pw", create: true)
         try SecureBroker.setPassword(passwd, "bridge", "not-the-bridge-password")
-        let broker = try await MosquittoBroker(listener: "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file \(passwd)\n")
+        let broker = try await MosquittoBroker(
+            listener: "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file \(passwd)\n")
         let observer = try await RecordingClient(port: broker.port, subscriptions: ["#"]) {
             $0.username = "observer"
             $0.password = "observer-pw"
@@ -438,7 +491,8 @@ extension SecurityTests {
         let simulator = try ChildProcess(
             [
                 "python3", repositoryRoot.path + "/tools/pve-simulator/pve_simulator.py", "--port", "0", "--quiet", "--cts", "2",
-                "--task-seconds", "0.1", "--token", "root@pam!bridge=\(secrets["pve"]!)", "--ca-out", simulatorDir.path + "/ca.pem",
+                "--task-seconds", "0.1", "--token", "root@pam!bridge=\(secrets["pve"]!)", "--ca-out",
+                simulatorDir.path + "/ca.pem",
             ], log: simulatorDir.appendingPathComponent("simulator.log"))
         var bridge: BridgeProcess? = nil
         defer {
@@ -486,26 +540,40 @@ extension SecurityTests {
             try await eventually("the broker's refusal", timeout: .seconds(15)) { b.log.contains("refused the connection") }
             try SecureBroker.setPassword(passwd, "bridge", secrets["mqtt"]!)
             broker.reload()
-            try await eventually("online", timeout: .seconds(30)) { observer.messages(on: "idlewatcher/bridge/\(id)/state").last?.text == "online" }
+            try await eventually("online", timeout: .seconds(30)) {
+                observer.messages(on: "idlewatcher/bridge/\(id)/state").last?.text == "online"
+            }
             try await eventually("the statuses") {
-                observer.messages(on: "idlewatcher/docker/\(name)/status").last != nil && observer.messages(on: "idlewatcher/proxmox/pve-100/status").last != nil
+                observer.messages(on: "idlewatcher/docker/\(name)/status").last != nil
+                    && observer.messages(on: "idlewatcher/proxmox/pve-100/status").last != nil
             }
             // Commands that work and commands that fail, on every runtime.
             let commands: [(String, String)] = [
-                ("docker/\(name)", #"{"action":"kill","signal":"SIGNOPE"}"#), ("docker/\(name)", "stpo"), ("docker/\(name)", "status"),
-                ("proxmox/pve-100", "status"), ("proxmox/pve-100", #"{"action":"stop","signal":"TERM"}"#), ("proxmox/pve-999", "wake"),
+                ("docker/\(name)", #"{"action":"kill","signal":"SIGNOPE"}"#), ("docker/\(name)", "stpo"),
+                ("docker/\(name)", "status"),
+                ("proxmox/pve-100", "status"), ("proxmox/pve-100", #"{"action":"stop","signal":"TERM"}"#),
+                ("proxmox/pve-999", "wake"),
                 ("proxmox/pvebad-100", "wake"), ("docker/down-x", "stop"),
             ]
             for (n, (target, payload)) in commands.enumerated() {
                 observer.publish("idlewatcher/\(target)/command", Array(payload.utf8), correlation: "c\(n)")
             }
             try await eventually("every reply", timeout: .seconds(30)) {
-                observer.countCorrelated(commands.indices.map { "c\($0)" }) { $0.topic.hasSuffix("/reply") && $0.json?["bridge"] != nil } == commands.count
+                observer.countCorrelated(commands.indices.map { "c\($0)" }) {
+                    $0.topic.hasSuffix("/reply") && $0.json?["bridge"] != nil
+                } == commands.count
             }
-            let codes = commands.indices.map { observer.correlated("c\($0)").compactMap { ($0.json?["error"] as? [String: Any])?["code"] as? String }.first ?? "ok" }
-            #expect(codes == ["bad_request", "unknown_action", "ok", "ok", "bad_request", "not_found", "unavailable", "unavailable"], "\(codes)")
+            let codes = commands.indices.map {
+                observer.correlated("c\($0)").compactMap { ($0.json?["error"] as? [String: Any])?["code"] as? String }.first
+                    ?? "ok"
+            }
+            #expect(
+                codes == ["bad_request", "unknown_action", "ok", "ok", "bad_request", "not_found", "unavailable", "unavailable"],
+                "\(codes)")
             let healthText = (try? String(contentsOfFile: health, encoding: .utf8)) ?? ""
-            #expect(healthText.contains("pvebad") || healthText.contains("127.0.0.1"), "the health file names the failing runtimes: \(healthText)")
+            #expect(
+                healthText.contains("pvebad") || healthText.contains("127.0.0.1"),
+                "the health file names the failing runtimes: \(healthText)")
             #expect(await b.stop() == 0)
 
             var check = ProcessInfo.processInfo.environment
@@ -513,11 +581,19 @@ extension SecurityTests {
             let configFile = dir.appendingPathComponent("config.yaml").path
             try yaml.write(toFile: configFile, atomically: true, encoding: .utf8)
             let checked = try run([BridgeProcess.executable, "check-config", "--config", configFile], environment: check).output
-            let broken = try run([BridgeProcess.executable, "check-config", "--config", try write("broken.yaml", yaml + "\nmqtt2: x\n")], environment: check).output
+            let broken = try run(
+                [BridgeProcess.executable, "check-config", "--config", try write("broken.yaml", yaml + "\nmqtt2: x\n")],
+                environment: check
+            ).output
 
             let everything: [(String, String)] = [
                 ("the bridge log", b.log), ("the health file", healthText), ("check-config", checked + broken),
-                ("MQTT", observer.messages.map { "\($0.topic) \($0.text) \(String(decoding: $0.correlationData ?? [], as: UTF8.self))" }.joined(separator: "\n")),
+                (
+                    "MQTT",
+                    observer.messages.map {
+                        "\($0.topic) \($0.text) \(String(decoding: $0.correlationData ?? [], as: UTF8.self))"
+                    }.joined(separator: "\n")
+                ),
             ]
             #expect(b.log.contains(" debug "), "the log has everything (trace level)")
             for (what, text) in everything {
@@ -566,7 +642,9 @@ extension SecurityTests {
 
 extension RecordingClient {
     /// Waits for a message that matches, and returns it.
-    func waitForMessage(_ what: String, timeout: Duration = .seconds(15), where match: @escaping (MQTTIncomingMessage) -> Bool) async throws
+    func waitForMessage(
+        _ what: String, timeout: Duration = .seconds(15), where match: @escaping (MQTTIncomingMessage) -> Bool
+    ) async throws
         -> MQTTIncomingMessage
     {
         try await eventually(what, timeout: timeout) { self.messages.first(where: match) }

@@ -31,7 +31,8 @@ final class TestEnvironment: @unchecked Sendable {
         dockerExtra: String = "", extra: String = "", mqttExtra: String = "", environment: [String: String]? = nil
     ) async throws -> BridgeProcess {
         let yaml = BridgeProcess.dockerConfig(
-            bridgeID: bridgeID, broker: broker, mqttVersion: mqttVersion, dockerExtra: dockerExtra, extra: extra, mqttExtra: mqttExtra)
+            bridgeID: bridgeID, broker: broker, mqttVersion: mqttVersion, dockerExtra: dockerExtra, extra: extra,
+            mqttExtra: mqttExtra)
         let b = try BridgeProcess(yaml: yaml, bridgeID: bridgeID, environment: environment)
         bridge = b
         let onlineCount = liveOnlineCount()
@@ -71,7 +72,9 @@ final class TestEnvironment: @unchecked Sendable {
     /// retained is not status JSON: "nothing retained" is never a failed read.
     func retainedStatus(_ id: String) async throws -> String? {
         guard let m = try await MQTT.retained(broker: broker, topic: topic(id, "status")) else { return nil }
-        guard m.retained, let status = m.string("status") else { throw TestSupportError("retained status of \(id) is not status JSON: \(m)") }
+        guard m.retained, let status = m.string("status") else {
+            throw TestSupportError("retained status of \(id) is not status JSON: \(m)")
+        }
         return status
     }
 
@@ -83,7 +86,9 @@ final class TestEnvironment: @unchecked Sendable {
 
     /// Waits until the last retained status a subscriber saw for `id` is `status`.
     func waitForStatus(_ id: String, _ status: String, timeout: Duration = .seconds(20)) async throws {
-        try await eventually("status \(status) for \(id); saw \(observer.messages(on: topic(id, "status")).map(\.payload))", timeout: timeout) {
+        try await eventually(
+            "status \(status) for \(id); saw \(observer.messages(on: topic(id, "status")).map(\.payload))", timeout: timeout
+        ) {
             self.observer.messages(on: self.topic(id, "status")).last?.string("status") == status
         }
     }
@@ -103,7 +108,8 @@ final class TestEnvironment: @unchecked Sendable {
 
 /// Runs `body` in a fresh environment and always tears it down.
 func withEnvironment(
-    bridgeID: String? = nil, persistentBroker: Bool = false, mqtt: MQTTVersion = .v5, _ body: (TestEnvironment) async throws -> Void
+    bridgeID: String? = nil, persistentBroker: Bool = false, mqtt: MQTTVersion = .v5,
+    _ body: (TestEnvironment) async throws -> Void
 ) async throws {
     let env = try await TestEnvironment(
         bridgeID: bridgeID ?? "t\(UUID().uuidString.prefix(6).lowercased())", persistentBroker: persistentBroker, mqtt: mqtt)

@@ -13,11 +13,15 @@ import Testing
         if: Deployment.required || (Compose.command != nil && Deployment.imageExists),
         "needs docker compose (or docker-compose) and `make image`"))
 struct ComposeTests {
-    @Test("compose.yaml starts mosquitto and a healthy bridge that drives containers for Home Assistant and refuses to stop its own")
+    @Test(
+        "compose.yaml starts mosquitto and a healthy bridge that drives containers for Home Assistant and refuses to stop its own"
+    )
     func composeUp() async throws {
         try await DockerFixture.ensureEngine()
         try Deployment.requireImage()
-        guard let compose = Compose.command else { throw TestSupportError("neither `docker compose` nor `docker-compose` is installed") }
+        guard let compose = Compose.command else {
+            throw TestSupportError("neither `docker compose` nor `docker-compose` is installed")
+        }
         // The file names its two containers; never touch containers of the same name we did not make.
         for name in ["idlewatcher-mosquitto", "idlewatcher-bridge"] {
             if (try run(["docker", "container", "inspect", name])).status == 0 {
@@ -35,8 +39,12 @@ struct ComposeTests {
         let composeDir = tree.appendingPathComponent("deploy/compose")
         let secrets = composeDir.appendingPathComponent("secrets")
         try FileManager.default.createDirectory(at: secrets, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: tree.appendingPathComponent("config/mosquitto"), withIntermediateDirectories: true)
-        for f in ["deploy/compose/compose.yaml", "deploy/compose/config.yaml", "config/mosquitto/mosquitto.conf", "config/mosquitto/acl"] {
+        try FileManager.default.createDirectory(
+            at: tree.appendingPathComponent("config/mosquitto"), withIntermediateDirectories: true)
+        for f in [
+            "deploy/compose/compose.yaml", "deploy/compose/config.yaml", "config/mosquitto/mosquitto.conf",
+            "config/mosquitto/acl",
+        ] {
             try FileManager.default.copyItem(at: Deployment.file(f), to: tree.appendingPathComponent(f))
         }
         let bridgePassword = "pw-bridge-\(UUID().uuidString.prefix(8))"
@@ -73,13 +81,15 @@ struct ComposeTests {
             try await sub.waitFor("idlewatcher/docker/\(target)/status") { $0.json?["status"] as? String == "running" }
 
             let paused = try ha.request(
-                topic: "idlewatcher/docker/\(target)/command", responseTopic: "idlewatcher/docker/\(target)/reply", payload: "pause")
+                topic: "idlewatcher/docker/\(target)/command", responseTopic: "idlewatcher/docker/\(target)/reply",
+                payload: "pause")
             #expect(paused.contains(#""ok":true"#) && paused.contains(#""status":"paused""#), "\(paused)")
             #expect(docker.state(target) == "paused")
 
             // config.yaml protects the broker and the bridge from MQTT.
             let refused = try ha.request(
-                topic: "idlewatcher/docker/idlewatcher-mosquitto/command", responseTopic: "idlewatcher/docker/idlewatcher-mosquitto/reply",
+                topic: "idlewatcher/docker/idlewatcher-mosquitto/command",
+                responseTopic: "idlewatcher/docker/idlewatcher-mosquitto/reply",
                 payload: "stop")
             #expect(refused.contains(#""ok":false"#) && refused.contains("not_allowed"), "\(refused)")
             #expect(docker.state("idlewatcher-mosquitto") == "running")
@@ -100,7 +110,9 @@ struct ComposeTests {
 extension DockerFixture {
     /// `docker container inspect -f FORMAT NAME`, or nil if there is no such container.
     func inspect(_ name: String, _ format: String) -> String? {
-        guard let r = try? IdlewatcherTesting.run(["docker", "container", "inspect", "-f", format, name]), r.status == 0 else { return nil }
+        guard let r = try? IdlewatcherTesting.run(["docker", "container", "inspect", "-f", format, name]), r.status == 0 else {
+            return nil
+        }
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -8,14 +8,20 @@ struct ConfigFilesTests {
     /// The environment without any secret the configuration could take from it.
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
-        for k in ["IDLEWATCHER_MQTT_PASSWORD", "IDLEWATCHER_PROXMOX_TOKEN_SECRET", "IDLEWATCHER_PROXMOX_PASSWORD"] { env.removeValue(forKey: k) }
+        for k in ["IDLEWATCHER_MQTT_PASSWORD", "IDLEWATCHER_PROXMOX_TOKEN_SECRET", "IDLEWATCHER_PROXMOX_PASSWORD"] {
+            env.removeValue(forKey: k)
+        }
         return env.merging(extra) { $1 }
     }
 
-    @Test("config/proxmox-only.yaml passes check-config with IDLEWATCHER_PROXMOX_TOKEN_SECRET set, and names the missing secret without it")
+    @Test(
+        "config/proxmox-only.yaml passes check-config with IDLEWATCHER_PROXMOX_TOKEN_SECRET set, and names the missing secret without it"
+    )
     func proxmoxOnly() throws {
         let path = Deployment.file("config/proxmox-only.yaml").path
-        let ok = try run([BridgeProcess.executable, "check-config", "--config", path], environment: environment(["IDLEWATCHER_PROXMOX_TOKEN_SECRET": "0b0e…-token"]))
+        let ok = try run(
+            [BridgeProcess.executable, "check-config", "--config", path],
+            environment: environment(["IDLEWATCHER_PROXMOX_TOKEN_SECRET": "0b0e…-token"]))
         #expect(ok.status == 0, "\(ok.output)")
         #expect(ok.output.contains("0 Docker endpoint(s), 1 Proxmox cluster(s)"), "\(ok.output)")
         let missing = try run([BridgeProcess.executable, "check-config", "--config", path], environment: environment())
@@ -41,6 +47,8 @@ struct ConfigFilesTests {
         #expect(ok.status == 0 && ok.output.contains("OK (bridge docker-host"), "\(ok.output)")
         // Without the secret the same file is refused, naming the key and the file.
         let bare = try checkConfig(withSecret: false)
-        #expect(bare.status == 1 && bare.output.contains("mqtt.password_file: cannot read /run/secrets/mqtt-password"), "\(bare.output)")
+        #expect(
+            bare.status == 1 && bare.output.contains("mqtt.password_file: cannot read /run/secrets/mqtt-password"),
+            "\(bare.output)")
     }
 }

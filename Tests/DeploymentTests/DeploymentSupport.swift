@@ -36,7 +36,8 @@ enum Deployment {
     /// The group that owns /var/run/docker.sock here: what `--group-add`, compose's DOCKER_GID
     /// and the host's `docker` group stand for.
     static func dockerSocketGroup() throws -> String {
-        try IdlewatcherTesting.run(["stat", "-c", "%g", "/var/run/docker.sock"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try IdlewatcherTesting.run(["stat", "-c", "%g", "/var/run/docker.sock"]).output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     /// Fails the test with the way to get the image when it is missing.
@@ -66,13 +67,15 @@ final class ShippedBroker: Sendable {
         // mosquitto started as root runs as the `mosquitto` user: it must read and write here.
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let data = dir.appendingPathComponent("data")
-        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        try FileManager.default.createDirectory(
+            at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         let passwd = dir.appendingPathComponent("passwd")
         var passwords: [String: String] = [:]
         for (i, user) in users.enumerated() {
             let password = "pw-\(user)-\(UUID().uuidString.prefix(8))"
             passwords[user] = password
-            let r = try IdlewatcherTesting.run(["mosquitto_passwd"] + (i == 0 ? ["-c"] : []) + ["-b", passwd.path, user, password])
+            let r = try IdlewatcherTesting.run(
+                ["mosquitto_passwd"] + (i == 0 ? ["-c"] : []) + ["-b", passwd.path, user, password])
             if r.status != 0 { throw TestSupportError("mosquitto_passwd failed: \(r.output)") }
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: passwd.path)
@@ -154,7 +157,9 @@ final class Subscriber: Sendable {
 
     /// Waits until the subscription is live: a probe published as the same user comes back.
     func ready() async throws {
-        try await eventually("\(user)'s subscription to be live; mosquitto_sub said: \(child.output.suffix(300))", timeout: .seconds(10)) {
+        try await eventually(
+            "\(user)'s subscription to be live; mosquitto_sub said: \(child.output.suffix(300))", timeout: .seconds(10)
+        ) {
             _ = try user.publish(topic: probeTopic, payload: "probe")
             return self.messages.contains { $0.topic == probeTopic }
         }
@@ -170,11 +175,14 @@ final class Subscriber: Sendable {
 
     /// Waits for a message on a topic matching `topic` (MQTT wildcards `+` allowed) and `match`.
     @discardableResult
-    func waitFor(_ topic: String, timeout: Duration = .seconds(20), where match: @escaping (Message) -> Bool = { _ in true }) async throws
+    func waitFor(
+        _ topic: String, timeout: Duration = .seconds(20), where match: @escaping (Message) -> Bool = { _ in true }
+    ) async throws
         -> Message
     {
         try await eventually(
-            "a message on \(topic) for \(user); saw:\n\(messages.suffix(15).map(\.description).joined(separator: "\n"))", timeout: timeout
+            "a message on \(topic) for \(user); saw:\n\(messages.suffix(15).map(\.description).joined(separator: "\n"))",
+            timeout: timeout
         ) {
             self.messages.first { Self.matches(filter: topic, $0.topic) && match($0) }
         }

@@ -8,7 +8,8 @@ import Testing
 @Suite(
     "The container image",
     .serialized,
-    .enabled(if: Deployment.required || Deployment.imageExists, "no idlewatcher-bridge image: `make image` (make test builds it)"))
+    .enabled(if: Deployment.required || Deployment.imageExists, "no idlewatcher-bridge image: `make image` (make test builds it)")
+)
 struct ImageTests {
     @Test(
         "the image drives a container through the Docker socket, as a non-root user, for a Home Assistant user on an ACL'd broker; healthy; exits 0 on docker stop"
@@ -19,7 +20,8 @@ struct ImageTests {
         let docker = try await DockerFixture()
         defer { docker.cleanUp() }
         let broker = try await ShippedBroker(users: ["bridge", "homeassistant"])
-        let ha = try Subscriber(broker.user("homeassistant"), topics: ["idlewatcher/#", "homeassistant/#"], probeTopic: "homeassistant/iwtest/probe")
+        let ha = try Subscriber(
+            broker.user("homeassistant"), topics: ["idlewatcher/#", "homeassistant/#"], probeTopic: "homeassistant/iwtest/probe")
         defer { Task { await ha.stop() } }
         try await ha.ready()
 
@@ -55,7 +57,9 @@ struct ImageTests {
             "--health-interval", "1s", "--health-start-period", "60s",
             Deployment.image)
         do {
-            #expect(try docker.cli("inspect", "-f", "{{.Config.User}}", name) == Deployment.imageUser, "the image runs as its own user, not root")
+            #expect(
+                try docker.cli("inspect", "-f", "{{.Config.User}}", name) == Deployment.imageUser,
+                "the image runs as its own user, not root")
             let state = "idlewatcher/bridge/\(bridgeID)/state"
             try await ha.waitFor(state) { $0.payload == "online" }
             try await ha.waitFor("idlewatcher/docker/\(target)/status") { $0.json?["status"] as? String == "running" }
@@ -84,7 +88,9 @@ struct ImageTests {
             #expect(try docker.cli("inspect", "-f", "{{.State.ExitCode}}", name) == "0")
             try await ha.waitFor(state) { $0.payload == "offline" }
         } catch {
-            print("--- bridge container log ---\n\((try? IdlewatcherTesting.run(["docker", "logs", name]))?.output.suffix(6000) ?? "")")
+            print(
+                "--- bridge container log ---\n\((try? IdlewatcherTesting.run(["docker", "logs", name]))?.output.suffix(6000) ?? "")"
+            )
             throw error
         }
     }
@@ -101,10 +107,15 @@ struct ImageTests {
 
         // A denied publish is dropped silently. The broker routes a QoS 1 message before it
         // acknowledges it, so once the allowed ones sent after it have arrived, it would have too.
-        #expect(try broker.user("homeassistant").publish(topic: "idlewatcher/docker/x/status", payload: "forged-status").status == 0)
+        #expect(
+            try broker.user("homeassistant").publish(topic: "idlewatcher/docker/x/status", payload: "forged-status").status == 0)
         #expect(try broker.user("bridge").publish(topic: "idlewatcher/docker/x/command", payload: "forged-command").status == 0)
-        #expect(try broker.user("homeassistant").publish(topic: "idlewatcher/docker/x/command", payload: "allowed-command").status == 0)
-        #expect(try broker.user("bridge").publish(topic: "idlewatcher/docker/x/status", payload: #"{"status":"running"}"#).status == 0)
+        #expect(
+            try broker.user("homeassistant").publish(topic: "idlewatcher/docker/x/command", payload: "allowed-command").status
+                == 0)
+        #expect(
+            try broker.user("bridge").publish(topic: "idlewatcher/docker/x/status", payload: #"{"status":"running"}"#).status == 0
+        )
         try await ha.waitFor("idlewatcher/docker/x/command") { $0.payload == "allowed-command" }
         try await ha.waitFor("idlewatcher/docker/x/status") { $0.payload.contains("running") }
         let seen = ha.messages.map(\.payload)

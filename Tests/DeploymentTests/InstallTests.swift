@@ -49,18 +49,25 @@ struct InstallTests {
         let version = try IdlewatcherTesting.run([bin.path, "--version"])
         #expect(version.status == 0, "\(version.output)")
         #expect(
-            try text(dest.appendingPathComponent("etc/idlewatcher-bridge/config.yaml")) == text(Deployment.file("config/idlewatcher-bridge.yaml")))
+            try text(dest.appendingPathComponent("etc/idlewatcher-bridge/config.yaml"))
+                == text(Deployment.file("config/idlewatcher-bridge.yaml")))
         let credentials = try fm.attributesOfItem(atPath: dest.appendingPathComponent("etc/idlewatcher-bridge/credentials").path)
         #expect((credentials[.posixPermissions] as? NSNumber)?.intValue == 0o700, "the credentials folder is root's alone")
-        #expect(try text(dest.appendingPathComponent("usr/local/lib/systemd/system/idlewatcher-bridge.service")) == text(Deployment.file("deploy/systemd/idlewatcher-bridge.service")))
+        #expect(
+            try text(dest.appendingPathComponent("usr/local/lib/systemd/system/idlewatcher-bridge.service"))
+                == text(Deployment.file("deploy/systemd/idlewatcher-bridge.service")))
 
         // The sysusers.d entry makes the user the unit runs as, in the docker group.
         let etc = dest.appendingPathComponent("etc")
-        for f in ["passwd", "group", "shadow", "gshadow"] { _ = fm.createFile(atPath: etc.appendingPathComponent(f).path, contents: nil) }
+        for f in ["passwd", "group", "shadow", "gshadow"] {
+            _ = fm.createFile(atPath: etc.appendingPathComponent(f).path, contents: nil)
+        }
         let sysusers = try IdlewatcherTesting.run(["systemd-sysusers", "--root=\(dest.path)", "idlewatcher-bridge.conf"])
         #expect(sysusers.status == 0, "\(sysusers.output)")
         #expect(try text(etc.appendingPathComponent("passwd")).hasPrefix("idlewatcher:x:"))
-        #expect(try text(etc.appendingPathComponent("group")).contains("docker:x:") && text(etc.appendingPathComponent("group")).contains(":idlewatcher\n"))
+        #expect(
+            try text(etc.appendingPathComponent("group")).contains("docker:x:")
+                && text(etc.appendingPathComponent("group")).contains(":idlewatcher\n"))
         for f in try fm.contentsOfDirectory(atPath: etc.path) where f != "idlewatcher-bridge" {
             try fm.removeItem(at: etc.appendingPathComponent(f))
         }

@@ -29,7 +29,9 @@ struct ShippedMosquittoConfTests {
         return lines.joined(separator: "\n")
     }
 
-    @Test("uncommenting the TLS lines as the file says gives a working TLS listener, with client certificates required once require_certificate is true")
+    @Test(
+        "uncommenting the TLS lines as the file says gives a working TLS listener, with client certificates required once require_certificate is true"
+    )
     func tlsLinesWorkUncommented() async throws {
         let tls = try TLSMaterial()
         let server = try tls.issue("broker", hosts: ["DNS:localhost", "IP:127.0.0.1"])
@@ -41,7 +43,8 @@ struct ShippedMosquittoConfTests {
         let passwd = dir.appendingPathComponent("passwd").path
         let r = try run(["mosquitto_passwd", "-c", "-b", passwd, "homeassistant", "pw"])
         #expect(r.status == 0, "\(r.output)")
-        try FileManager.default.copyItem(atPath: Deployment.file("config/mosquitto/acl").path, toPath: dir.appendingPathComponent("acl").path)
+        try FileManager.default.copyItem(
+            atPath: Deployment.file("config/mosquitto/acl").path, toPath: dir.appendingPathComponent("acl").path)
         for f in [passwd, dir.appendingPathComponent("acl").path, tls.caFile, server.certificate, server.key] {
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: f)
         }
@@ -51,8 +54,11 @@ struct ShippedMosquittoConfTests {
             let broker = try await MosquittoBroker(extraConfig: conf, listener: "")
             func publish(_ extra: [String]) throws -> (status: Int32, output: String) {
                 try run(
-                    ["mosquitto_pub", "-h", "localhost", "-p", "\(broker.port)", "--cafile", tls.caFile, "-u", "homeassistant", "-P", "pw", "-q", "1",
-                     "-t", "idlewatcher/docker/x/command", "-m", "status"] + extra)
+                    [
+                        "mosquitto_pub", "-h", "localhost", "-p", "\(broker.port)", "--cafile", tls.caFile, "-u", "homeassistant",
+                        "-P", "pw", "-q", "1",
+                        "-t", "idlewatcher/docker/x/command", "-m", "status",
+                    ] + extra)
             }
             let withCertificate = try publish(["--cert", client.certificate, "--key", client.key])
             #expect(withCertificate.status == 0, "require_certificate \(requireCertificate): \(withCertificate.output)")
@@ -73,7 +79,9 @@ struct ShippedMosquittoConfTests {
         #expect(shipped.split(separator: "\n").contains("set_tcp_nodelay true"))
     }
 
-    @Test("without the password file and the ACL it names, mosquitto refuses to start on the shipped file (docs/home-assistant.md says to create them first)")
+    @Test(
+        "without the password file and the ACL it names, mosquitto refuses to start on the shipped file (docs/home-assistant.md says to create them first)"
+    )
     func refusesWithoutPasswordFile() throws {
         let dir = try makeTemporaryDirectory("shipped-nofiles")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)

@@ -82,11 +82,15 @@ struct SystemdTests {
             let uid = try exec("busybox", "id", "-u", "idlewatcher").output.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(status.contains("\nUid:\t\(uid)\t"), "runs as idlewatcher (\(uid)): \(status.prefix(600))")
             let groups = status.split(separator: "\n").first { $0.hasPrefix("Groups:") } ?? ""
-            #expect(groups.split(whereSeparator: \.isWhitespace).contains(Substring(socketGroup)), "in the docker group: \(groups)")
-            #expect(status.contains("\nNoNewPrivs:\t1\n") && status.contains("\nSeccomp:\t2\n") && status.contains("\nCapEff:\t0000000000000000\n"))
+            #expect(
+                groups.split(whereSeparator: \.isWhitespace).contains(Substring(socketGroup)), "in the docker group: \(groups)")
+            #expect(
+                status.contains("\nNoNewPrivs:\t1\n") && status.contains("\nSeccomp:\t2\n")
+                    && status.contains("\nCapEff:\t0000000000000000\n"))
 
             let paused = try broker.user("homeassistant").request(
-                topic: "idlewatcher/docker/\(target)/command", responseTopic: "idlewatcher/docker/\(target)/reply", payload: "pause")
+                topic: "idlewatcher/docker/\(target)/command", responseTopic: "idlewatcher/docker/\(target)/reply",
+                payload: "pause")
             #expect(paused.contains(#""ok":true"#) && paused.contains(#""status":"paused""#), "\(paused)")
             #expect(docker.state(target) == "paused")
 
@@ -101,7 +105,9 @@ struct SystemdTests {
 
             _ = try exec("systemctl", "stop", "idlewatcher-bridge")
             try await ha.waitFor(state) { $0.payload == "offline" }
-            #expect(try exec("systemctl", "is-failed", "idlewatcher-bridge").output.hasPrefix("inactive"), "stopped cleanly, not failed")
+            #expect(
+                try exec("systemctl", "is-failed", "idlewatcher-bridge").output.hasPrefix("inactive"),
+                "stopped cleanly, not failed")
             let log = journal()
             #expect(log.contains("starting as bridge '\(bridgeID)'") && log.contains("stopped"), "\(log.suffix(3000))")
             // SystemCallErrorNumber=EPERM: a call the filter refuses fails with errno 1, which the

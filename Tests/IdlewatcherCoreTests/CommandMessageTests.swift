@@ -14,23 +14,31 @@ struct CommandMessageTests {
         return r
     }
 
-    @Test("each bad value is named with what is allowed", arguments: [
-        (#"{"action":"stop","timeout":3601}"#, "timeout: whole seconds from 0 to 3600, got 3601"),
-        (#"{"action":"stop","timeout":1.5}"#, "timeout: whole seconds from 0 to 3600, got 1.5"),
-        (#"{"action":"stop","timeout":-1}"#, "timeout: whole seconds from 0 to 3600, got -1"),
-        (#"{"action":"stop","timeout":1e3}"#, "timeout: whole seconds from 0 to 3600, got 1e3"),
-        (#"{"action":"stop","timeout":null}"#, "timeout: whole seconds from 0 to 3600, got null"),
-        (#"{"action":"stop","timeout":"10"}"#, #"timeout: whole seconds from 0 to 3600, got "10" (a string; write the number without quotes)"#),
-        (#"{"action":"stop","timeout":[10]}"#, "timeout: whole seconds from 0 to 3600, got an array"),
-        (#"{"action":"kill","signal":65}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got 65"),
-        (#"{"action":"kill","signal":0}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got 0"),
-        (#"{"action":"kill","signal":"SIGFOO"}"#, #"signal: a name like SIGTERM or TERM, or a number from 1 to 64, got "SIGFOO""#),
-        (#"{"action":"kill","signal":"65"}"#, #"signal: a name like SIGTERM or TERM, or a number from 1 to 64, got "65""#),
-        (#"{"action":"kill","signal":true}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got true"),
-        (#"{"action":"stop","request_id":5}"#, "request_id: a string of at most 128 characters, got 5"),
-        (#"{"action":42}"#, "action: one of start, wake, stop, pause, unpause, kill, restart, status, got 42"),
-        (#"["stop"]"#, #"a JSON command must be an object such as {"action":"stop"}, got an array"#),
-    ])
+    @Test(
+        "each bad value is named with what is allowed",
+        arguments: [
+            (#"{"action":"stop","timeout":3601}"#, "timeout: whole seconds from 0 to 3600, got 3601"),
+            (#"{"action":"stop","timeout":1.5}"#, "timeout: whole seconds from 0 to 3600, got 1.5"),
+            (#"{"action":"stop","timeout":-1}"#, "timeout: whole seconds from 0 to 3600, got -1"),
+            (#"{"action":"stop","timeout":1e3}"#, "timeout: whole seconds from 0 to 3600, got 1e3"),
+            (#"{"action":"stop","timeout":null}"#, "timeout: whole seconds from 0 to 3600, got null"),
+            (
+                #"{"action":"stop","timeout":"10"}"#,
+                #"timeout: whole seconds from 0 to 3600, got "10" (a string; write the number without quotes)"#
+            ),
+            (#"{"action":"stop","timeout":[10]}"#, "timeout: whole seconds from 0 to 3600, got an array"),
+            (#"{"action":"kill","signal":65}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got 65"),
+            (#"{"action":"kill","signal":0}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got 0"),
+            (
+                #"{"action":"kill","signal":"SIGFOO"}"#,
+                #"signal: a name like SIGTERM or TERM, or a number from 1 to 64, got "SIGFOO""#
+            ),
+            (#"{"action":"kill","signal":"65"}"#, #"signal: a name like SIGTERM or TERM, or a number from 1 to 64, got "65""#),
+            (#"{"action":"kill","signal":true}"#, "signal: a name like SIGTERM or TERM, or a number from 1 to 64, got true"),
+            (#"{"action":"stop","request_id":5}"#, "request_id: a string of at most 128 characters, got 5"),
+            (#"{"action":42}"#, "action: one of start, wake, stop, pause, unpause, kill, restart, status, got 42"),
+            (#"["stop"]"#, #"a JSON command must be an object such as {"action":"stop"}, got an array"#),
+        ])
     func messages(_ payload: String, _ expected: String) {
         guard let r = rejection(payload) else { return }
         #expect(r.error.code == .badRequest)
@@ -58,23 +66,27 @@ struct CommandMessageTests {
         #expect(r?.error.message == "request_id: a string of at most 128 characters, got a string of 129 characters")
     }
 
-    @Test("the reply names the action whenever one could be read", arguments: [
-        (#"{"action":"stop","request_id":5}"#, "stop"),
-        ("{\"action\":\"stop\",\"request_id\":\"" + String(repeating: "x", count: 129) + "\"}", "stop"),
-        (#"{"request_id":["r"],"action":" Kill "}"#, "kill"),
-        (#"{"action":"stop","timeout":3601}"#, "stop"),
-        (#"{"action":"kill","signal":65}"#, "kill"),
-        (#"{"action":"stop","force":true}"#, "stop"),
-        (#"{"action":"jump","request_id":5}"#, "jump"),
-    ])
+    @Test(
+        "the reply names the action whenever one could be read",
+        arguments: [
+            (#"{"action":"stop","request_id":5}"#, "stop"),
+            ("{\"action\":\"stop\",\"request_id\":\"" + String(repeating: "x", count: 129) + "\"}", "stop"),
+            (#"{"request_id":["r"],"action":" Kill "}"#, "kill"),
+            (#"{"action":"stop","timeout":3601}"#, "stop"),
+            (#"{"action":"kill","signal":65}"#, "kill"),
+            (#"{"action":"stop","force":true}"#, "stop"),
+            (#"{"action":"jump","request_id":5}"#, "jump"),
+        ])
     func actionEchoed(_ payload: String, _ action: String) {
         #expect(rejection(payload)?.action == action)
     }
 
-    @Test("the reply names the request id whenever it is valid, whatever else is wrong", arguments: [
-        #"{"action":42,"request_id":"r"}"#, #"{"request_id":"r"}"#, #"{"action":"jump","request_id":"r"}"#,
-        #"{"action":"stop","timeout":1.5,"request_id":"r"}"#, #"{"request_id":"r","action":"pause","signal":9}"#,
-    ])
+    @Test(
+        "the reply names the request id whenever it is valid, whatever else is wrong",
+        arguments: [
+            #"{"action":42,"request_id":"r"}"#, #"{"request_id":"r"}"#, #"{"action":"jump","request_id":"r"}"#,
+            #"{"action":"stop","timeout":1.5,"request_id":"r"}"#, #"{"request_id":"r","action":"pause","signal":9}"#,
+        ])
     func requestIDEchoed(_ payload: String) {
         #expect(rejection(payload)?.requestID == "r")
     }
@@ -88,7 +100,10 @@ struct CommandMessageTests {
 
     @Test("a key that does not apply names the runtime as people know it")
     func notApplicable() {
-        #expect(rejection(#"{"action":"stop","signal":"TERM"}"#, .proxmox)?.error.message == "signal does not apply to stop on Proxmox")
-        #expect(rejection(#"{"action":"pause","signal":9}"#, .podman)?.error.message == "signal does not apply to pause on Podman")
+        #expect(
+            rejection(#"{"action":"stop","signal":"TERM"}"#, .proxmox)?.error.message
+                == "signal does not apply to stop on Proxmox")
+        #expect(
+            rejection(#"{"action":"pause","signal":9}"#, .podman)?.error.message == "signal does not apply to pause on Podman")
     }
 }

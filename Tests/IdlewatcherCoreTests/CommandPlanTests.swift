@@ -28,7 +28,11 @@ final class FakeContainer: Provider {
     func stop(signal: Signal?, timeout: Duration?) async throws { try op("stop", from: [.running, .paused], to: .stopped) }
     func kill(signal: Signal?) async throws { try op("kill", from: [.running, .paused], to: .stopped) }
     func restart(timeout: Duration?) async throws { try op("restart", from: [.running, .stopped], to: .running) }
-    func status() async throws -> ContainerStatus { state.withLock { $0.calls.append("status"); return $0.status } }
+    func status() async throws -> ContainerStatus {
+        state.withLock {
+            $0.calls.append("status"); return $0.status
+        }
+    }
     func readiness() async throws -> Readiness {
         let s = try await status()
         return Readiness(status: s, health: .none, ready: s == .running)

@@ -122,7 +122,10 @@ struct CommandServiceTests {
         }
         try await eventually("three replies") { log.count == 3 }
         #expect(log.all == ["pause=true", "unpause=true", "stop=true"])
-        #expect(h.fake.calls.filter { !$0.hasPrefix("status") && !$0.hasPrefix("readiness") } == ["pause web", "unpause web", "stop web"])
+        #expect(
+            h.fake.calls.filter { !$0.hasPrefix("status") && !$0.hasPrefix("readiness") } == [
+                "pause web", "unpause web", "stop web",
+            ])
         await h.stop()
     }
 

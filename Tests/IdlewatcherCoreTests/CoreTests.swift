@@ -5,9 +5,12 @@ import Testing
 
 @Suite("Durations, signals, timestamps")
 struct VocabularyTests {
-    @Test("durations as the contract writes them", arguments: [
-        ("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("0s", 0), ("7d", 604_800_000), ("1d12h", 129_600_000),
-    ])
+    @Test(
+        "durations as the contract writes them",
+        arguments: [
+            ("500ms", 500), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1h30m", 5_400_000), ("0s", 0),
+            ("7d", 604_800_000), ("1d12h", 129_600_000),
+        ])
     func durations(_ text: String, _ millis: Int64) {
         #expect(Duration(parsing: text)?.wholeMilliseconds == millis)
     }
@@ -20,7 +23,9 @@ struct VocabularyTests {
         }
         #expect(Timestamp(rfc3339: "2026-12-02T10:00:00Z")?.rfc3339 == "2026-12-02T10:00:00.000000Z")
         #expect(Timestamp(rfc3339: "2026-12-02T11:30:00.5+01:30")?.rfc3339 == "2026-12-02T10:00:00.500000Z")
-        for bad in ["", "2026-12-02", "2026-12-02T10:00:00", "2026-13-02T10:00:00Z", "2026-12-02T10:00:00Zx", "2026-12-02T10:00:00.Z"] {
+        for bad in [
+            "", "2026-12-02", "2026-12-02T10:00:00", "2026-13-02T10:00:00Z", "2026-12-02T10:00:00Zx", "2026-12-02T10:00:00.Z",
+        ] {
             #expect(Timestamp(rfc3339: bad) == nil, "\(bad)")
         }
     }
@@ -62,16 +67,20 @@ struct JSONTests {
         #expect(j["c"]?.string == nil)
     }
 
-    @Test("refuses what is not JSON", arguments: [
-        "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x", "\"\\ud800\"",
-    ])
+    @Test(
+        "refuses what is not JSON",
+        arguments: [
+            "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x", "\"\\ud800\"",
+        ])
     func refuses(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSON.parse(text) }
     }
 
     @Test("bounds nesting depth")
     func depth() {
-        #expect(throws: JSONParseError.self) { try JSON.parse(String(repeating: "[", count: 100) + String(repeating: "]", count: 100), maxDepth: 64) }
+        #expect(throws: JSONParseError.self) {
+            try JSON.parse(String(repeating: "[", count: 100) + String(repeating: "]", count: 100), maxDepth: 64)
+        }
         #expect((try? JSON.parse(String(repeating: "[", count: 10) + String(repeating: "]", count: 10))) != nil)
     }
 
@@ -97,21 +106,25 @@ struct CommandParsingTests {
 
     @Test("JSON with every option")
     func json() throws {
-        let c = try Command.parse(Array(#"{"action":"stop","signal":"TERM","timeout":10,"request_id":"ha-1"}"#.utf8), runtime: .docker).get()
+        let c = try Command.parse(
+            Array(#"{"action":"stop","signal":"TERM","timeout":10,"request_id":"ha-1"}"#.utf8), runtime: .docker
+        ).get()
         #expect(c.action == .stop)
         #expect(c.signal?.number == 15)
         #expect(c.timeout == .seconds(10))
         #expect(c.requestID == "ha-1")
     }
 
-    @Test("rejections carry the contract's code and the request id", arguments: [
-        (#"{"action":"stop","signal":"TERM"}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
-        (#"{"action":"kill","signal":15}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
-        (#"{"action":"jump","request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.unknownAction),
-        (#"{"action":"stop","timeout":3601,"request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.badRequest),
-        (#"{"action":"start","timeout":5,"request_id":"r"}"#, RuntimeDescription.podman, ErrorCode.badRequest),
-        ("", RuntimeDescription.docker, ErrorCode.badRequest),
-    ])
+    @Test(
+        "rejections carry the contract's code and the request id",
+        arguments: [
+            (#"{"action":"stop","signal":"TERM"}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
+            (#"{"action":"kill","signal":15}"#, RuntimeDescription.proxmox, ErrorCode.badRequest),
+            (#"{"action":"jump","request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.unknownAction),
+            (#"{"action":"stop","timeout":3601,"request_id":"r"}"#, RuntimeDescription.docker, ErrorCode.badRequest),
+            (#"{"action":"start","timeout":5,"request_id":"r"}"#, RuntimeDescription.podman, ErrorCode.badRequest),
+            ("", RuntimeDescription.docker, ErrorCode.badRequest),
+        ])
     func rejections(_ payload: String, _ runtime: RuntimeDescription, _ code: ErrorCode) {
         switch Command.parse(Array(payload.utf8), runtime: runtime) {
         case .success:
@@ -122,9 +135,11 @@ struct CommandParsingTests {
         }
     }
 
-    @Test("restart takes a timeout on every runtime (Proxmox: status/reboot with timeout)", arguments: [
-        RuntimeDescription.docker, .podman, .proxmox,
-    ])
+    @Test(
+        "restart takes a timeout on every runtime (Proxmox: status/reboot with timeout)",
+        arguments: [
+            RuntimeDescription.docker, .podman, .proxmox,
+        ])
     func restartTimeout(_ runtime: RuntimeDescription) throws {
         let c = try Command.parse(Array(#"{"action":"restart","timeout":5}"#.utf8), runtime: runtime).get()
         #expect(c.action == .restart)
@@ -144,10 +159,16 @@ struct CommandParsingTests {
 
     @Test("invalid UTF-8 and oversized payloads are bad requests")
     func bytes() {
-        if case .failure(let r) = Command.parse([0xFF, 0xFE], runtime: .docker) { #expect(r.error.code == .badRequest) } else { Issue.record("accepted") }
+        if case .failure(let r) = Command.parse([0xFF, 0xFE], runtime: .docker) {
+            #expect(r.error.code == .badRequest)
+        } else {
+            Issue.record("accepted")
+        }
         if case .failure(let r) = Command.parse(Array(repeating: 0x20, count: 4097), runtime: .docker) {
             #expect(r.error.message.contains("4096"))
-        } else { Issue.record("accepted") }
+        } else {
+            Issue.record("accepted")
+        }
     }
 }
 
@@ -171,7 +192,8 @@ struct ConfigurationLoadingTests {
 
     @Test("defaults follow the contract")
     func defaults() throws {
-        let c = try ConfigurationLoader(environment: [:], hostName: "myhost").parse(yaml: "docker:\n  - url: unix:///var/run/docker.sock\n")
+        let c = try ConfigurationLoader(environment: [:], hostName: "myhost").parse(
+            yaml: "docker:\n  - url: unix:///var/run/docker.sock\n")
         #expect(c.bridgeID == "myhost")
         #expect(c.mqtt.host == "127.0.0.1" && c.mqtt.port == 1883)
         #expect(c.mqtt.baseTopic == "idlewatcher")
@@ -183,7 +205,8 @@ struct ConfigurationLoadingTests {
 
     @Test("mqtts, protocol 3.1.1 and a password from the environment")
     func mqtt() throws {
-        let c = try loader.parse(yaml: "mqtt:\n  url: mqtts://broker.lan\n  protocol: 3.1.1\n  username: u\ndocker: [{url: 'tcp://h:2375'}]")
+        let c = try loader.parse(
+            yaml: "mqtt:\n  url: mqtts://broker.lan\n  protocol: 3.1.1\n  username: u\ndocker: [{url: 'tcp://h:2375'}]")
         #expect(c.mqtt.tls && c.mqtt.port == 8883 && c.mqtt.host == "broker.lan")
         #expect(c.mqtt.protocolVersion == "3.1.1")
         #expect(c.mqtt.password == "pw")

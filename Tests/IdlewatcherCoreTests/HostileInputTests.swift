@@ -1,9 +1,10 @@
-@testable import Bridge
 import BridgeConfig
 import DockerProvider
 import IdlewatcherCore
 import Synchronization
 import Testing
+
+@testable import Bridge
 
 /// Regressions for what the fuzz tests (Tests/BridgeTests/FuzzTests.swift) found.
 @Suite("Hostile input: regressions")
@@ -86,7 +87,8 @@ struct HostileInputTests {
     @Test("a Response Topic may not point into the bridge's own topics, except replies")
     func responseTopics() {
         let t = Topics(base: "idlewatcher", bridgeID: "b")
-        for ok in ["reply/ha-1", "ha/answers", "idlewatcher/docker/web/reply", "idlewatcher/proxmox/105/reply", "idlewatcherx/a"] {
+        for ok in ["reply/ha-1", "ha/answers", "idlewatcher/docker/web/reply", "idlewatcher/proxmox/105/reply", "idlewatcherx/a"]
+        {
             #expect(t.acceptsResponseTopic(ok), "\(ok)")
         }
         for refused in [
@@ -115,9 +117,13 @@ struct HostileInputTests {
                 Issue.record("accepted: \(yaml.prefix(80))")
             } catch {
                 for p in error.problems {
-                    #expect(!p.description.contains("\n") && !p.description.contains("\r"), "\(p.description.prefix(300).debugDescription)")
+                    #expect(
+                        !p.description.contains("\n") && !p.description.contains("\r"),
+                        "\(p.description.prefix(300).debugDescription)")
                     #expect(p.description.count < 700, "\(p.description.prefix(300))")
-                    #expect(!p.path.isEmpty || p.message.hasPrefix("not valid YAML: ") || p.message.hasPrefix("the configuration"), "\(p)")
+                    #expect(
+                        !p.path.isEmpty || p.message.hasPrefix("not valid YAML: ") || p.message.hasPrefix("the configuration"),
+                        "\(p)")
                 }
             }
         }

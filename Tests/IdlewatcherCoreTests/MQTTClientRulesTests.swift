@@ -1,5 +1,6 @@
-@testable import MQTTClient
 import Testing
+
+@testable import MQTTClient
 
 /// The MQTT client's rules without a broker: the reconnect schedule and what the log says of
 /// it, the outbox, and which refused PUBACKs are reported. (Tests/BridgeTests/BrokerConnectionTests.swift
@@ -15,7 +16,11 @@ struct MQTTClientRulesTests {
         for _ in 0..<7 {
             waits.append(b.take())
         }
-        #expect(waits == [.milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2), .seconds(2)])
+        #expect(
+            waits == [
+                .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2),
+                .seconds(2),
+            ])
         #expect(b.plan == "every 2 s")
         b.reset()
         #expect(b.plan == "in 0.2 s, the wait doubling up to 2 s")
@@ -34,10 +39,13 @@ struct MQTTClientRulesTests {
         }
     }
 
-    @Test("durations in the log read as seconds, to the millisecond", arguments: [
-        (Duration.milliseconds(200), "0.2 s"), (.milliseconds(1600), "1.6 s"), (.seconds(2), "2 s"), (.milliseconds(50), "0.05 s"),
-        (.milliseconds(1001), "1.001 s"), (.seconds(30), "30 s"),
-    ])
+    @Test(
+        "durations in the log read as seconds, to the millisecond",
+        arguments: [
+            (Duration.milliseconds(200), "0.2 s"), (.milliseconds(1600), "1.6 s"), (.seconds(2), "2 s"),
+            (.milliseconds(50), "0.05 s"),
+            (.milliseconds(1001), "1.001 s"), (.seconds(30), "30 s"),
+        ])
     func seconds(_ d: Duration, _ text: String) {
         #expect(ReconnectBackoff.seconds(d) == text)
     }
@@ -46,11 +54,16 @@ struct MQTTClientRulesTests {
         MQTTOutgoingMessage(topic: topic, payload: Array(topic.utf8), retain: retain, droppable: droppable)
     }
 
-    @Test("the outbox keeps order, lets a newer retained message replace a waiting one, and drops the oldest event beyond its limit")
+    @Test(
+        "the outbox keeps order, lets a newer retained message replace a waiting one, and drops the oldest event beyond its limit"
+    )
     func outbox() {
         var o = Outbox(limit: 3)
         var drops: [Bool] = []
-        for m in [message("e1"), message("s", retain: true, droppable: false), message("e2"), message("s", retain: true, droppable: false)] {
+        for m in [
+            message("e1"), message("s", retain: true, droppable: false), message("e2"),
+            message("s", retain: true, droppable: false),
+        ] {
             drops.append(o.append(m))
         }
         #expect(drops == [false, false, false, false], "the second status replaces the waiting one")

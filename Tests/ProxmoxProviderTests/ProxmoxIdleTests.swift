@@ -19,7 +19,9 @@ extension ProxmoxProviderTests {
                 let env = try await ProxmoxBridge.start(sim, setup: .httpsTrustedCAWithToken, extra: idle)
                 try await env.waitForStatus("100", "running")
                 let started = Date().timeIntervalSince1970
-                try await env.observer.waitFor(env.topic("100", "status"), timeout: .seconds(20)) { $0.string("status") == "stopped" }
+                try await env.observer.waitFor(env.topic("100", "status"), timeout: .seconds(20)) {
+                    $0.string("status") == "stopped"
+                }
                 let stopped = try #require(env.observer.messages(on: env.topic("100", "status")).last?.receivedAt)
                 #expect(stopped - started >= 2.5, "stopped \(stopped - started) s after the bridge came up")
                 let events = env.observer.messages(on: env.topic("100", "event")).compactMap { $0.string("action") }

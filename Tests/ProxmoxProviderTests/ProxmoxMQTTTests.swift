@@ -17,7 +17,9 @@ struct ProxmoxBridge {
         var testDescription: String { rawValue }
     }
 
-    static func start(_ sim: PVESimulator, setup: Setup, badSecret: Bool = false, extra: String = "") async throws -> ProxmoxBridge {
+    static func start(
+        _ sim: PVESimulator, setup: Setup, badSecret: Bool = false, extra: String = ""
+    ) async throws -> ProxmoxBridge {
         let bridgeID = "pve\(UUID().uuidString.prefix(6).lowercased())"
         let broker = try await MosquittoBroker()
         let observer = try MQTTObserver(broker: broker)

@@ -25,7 +25,9 @@ import Testing
     }
 
     @Test func aCTIsSuspendedWhenItsLatestLifecycleTaskIsASuccessfulSuspend() {
-        func t(_ type: String, _ vmid: String = "101", start: Int64, pstart: Int64 = 0, end: Int64?, _ exit: String? = "OK")
+        func t(
+            _ type: String, _ vmid: String = "101", start: Int64, pstart: Int64 = 0, end: Int64?, _ exit: String? = "OK"
+        )
             -> TaskRecord
         {
             TaskRecord(type: type, id: vmid, starttime: start, pstart: pstart, endtime: end, exitstatus: end == nil ? nil : exit)

@@ -31,25 +31,30 @@ private func mark(_ line: Int, _ column: Int) -> YAMLMark { YAMLMark(line: line,
 struct ScalarTests {
     @Test("a scalar's text is what YAML means, quotes and escapes resolved; no type is guessed")
     func texts() throws {
-        let root = try #require(try parse(#"""
-            plain: hello world
-            number: 10
-            float: 1.5
-            yes: yes
-            null: ~
-            single: 'it''s'
-            double: "a\tb\u00e9\n"
-            empty:
-            emptyQuoted: ""
-            literal: |
-              line 1
-              line 2
-            folded: >
-              one
-              two
-            """#))
+        let root = try #require(
+            try parse(
+                #"""
+                plain: hello world
+                number: 10
+                float: 1.5
+                yes: yes
+                null: ~
+                single: 'it''s'
+                double: "a\tb\u00e9\n"
+                empty:
+                emptyQuoted: ""
+                literal: |
+                  line 1
+                  line 2
+                folded: >
+                  one
+                  two
+                """#))
         let m = try #require(root.mapping)
-        #expect(m.keys == ["plain", "number", "float", "yes", "null", "single", "double", "empty", "emptyQuoted", "literal", "folded"])
+        #expect(
+            m.keys == [
+                "plain", "number", "float", "yes", "null", "single", "double", "empty", "emptyQuoted", "literal", "folded",
+            ])
         #expect(m["plain"]?.text == "hello world")
         #expect(m["number"]?.text == "10")
         #expect(m["float"]?.text == "1.5")
@@ -94,15 +99,17 @@ struct ScalarTests {
 struct CollectionTests {
     @Test("nested mappings keep their keys in the order written")
     func nestedMappings() throws {
-        let root = try #require(try parse("""
-            bridge:
-              id: host1
-              health_file: /run/x
-            mqtt:
-              url: mqtt://h:1883
-              tls:
-                ca: /ca.pem
-            """))
+        let root = try #require(
+            try parse(
+                """
+                bridge:
+                  id: host1
+                  health_file: /run/x
+                mqtt:
+                  url: mqtt://h:1883
+                  tls:
+                    ca: /ca.pem
+                """))
         #expect(root.mapping?.keys == ["bridge", "mqtt"])
         #expect(root["bridge"]?.mapping?.keys == ["id", "health_file"])
         #expect(root["mqtt"]?["tls"]?["ca"]?.text == "/ca.pem")
@@ -114,15 +121,17 @@ struct CollectionTests {
 
     @Test("block sequences, of scalars and of mappings")
     func sequences() throws {
-        let root = try #require(try parse("""
-            docker:
-              - url: unix:///a
-                id_prefix: a-
-              - url: tcp://h:2375
-            names:
-            - web
-            - db
-            """))
+        let root = try #require(
+            try parse(
+                """
+                docker:
+                  - url: unix:///a
+                    id_prefix: a-
+                  - url: tcp://h:2375
+                names:
+                - web
+                - db
+                """))
         let docker = try #require(root["docker"]?.sequence)
         #expect(docker.count == 2)
         #expect(docker[0]["id_prefix"]?.text == "a-")
@@ -132,7 +141,8 @@ struct CollectionTests {
 
     @Test("flow style: [a, b] and {k: v}, nested, over several lines")
     func flowStyle() throws {
-        let root = try #require(try parse("docker: [{url: 'unix:///x', include: [a, \"b\"]}, {url: tcp://h}]\nempty: []\nnone: {}\n"))
+        let root = try #require(
+            try parse("docker: [{url: 'unix:///x', include: [a, \"b\"]}, {url: tcp://h}]\nempty: []\nnone: {}\n"))
         let docker = try #require(root["docker"]?.sequence)
         #expect(docker.count == 2)
         #expect(docker[0]["include"]?.sequence?.map(\.scalar) == [YAMLScalar("a"), YAMLScalar("b", style: .doubleQuoted)])
@@ -145,7 +155,9 @@ struct CollectionTests {
 
     @Test("comments and blank lines are not content")
     func comments() throws {
-        let root = try #require(try parse("# head\n\nbridge: # after a key\n  id: x # after a value\n  # alone\nurl: a#b # '#' inside a word is text\n"))
+        let root = try #require(
+            try parse(
+                "# head\n\nbridge: # after a key\n  id: x # after a value\n  # alone\nurl: a#b # '#' inside a word is text\n"))
         #expect(root["bridge"]?["id"]?.text == "x")
         #expect(root["url"]?.text == "a#b")
         #expect(root.mapping?.count == 2)
@@ -201,7 +213,9 @@ struct DocumentTests {
         let e = error("a: 1\n---\nb: 2\n")
         #expect(e?.kind == .multipleDocuments)
         #expect(e?.mark == mark(2, 1))
-        #expect(e?.description == "line 2, column 1: but found another document (expected a single document in the stream at line 1, column 1)")
+        #expect(
+            e?.description
+                == "line 2, column 1: but found another document (expected a single document in the stream at line 1, column 1)")
         #expect(error("---\na: 1\n...\n---\nb: 2\n")?.kind == .multipleDocuments)
     }
 }
@@ -214,7 +228,9 @@ struct ErrorTests {
         #expect(e?.kind == .duplicateKey)
         #expect(e?.mark == mark(1, 1))
         #expect(e?.description == "line 1, column 1: duplicate key 'bridge'")
-        #expect(error("a: 1\nb: 2\nb: 3\na: 4\n")?.description == "line 1, column 1: duplicate key 'a', 'b'", "all of a mapping's, sorted")
+        #expect(
+            error("a: 1\nb: 2\nb: 3\na: 4\n")?.description == "line 1, column 1: duplicate key 'a', 'b'",
+            "all of a mapping's, sorted")
         #expect(error("x:\n  k: 1\n  k: 2\n")?.description == "line 2, column 3: duplicate key 'k'")
         #expect(error("{a: 1, a: 2}")?.kind == .duplicateKey, "in flow style too")
         #expect(error("a: 1\n\"a\": 2\n")?.kind == .duplicateKey, "keys compare by text, whatever their style")
@@ -226,11 +242,18 @@ struct ErrorTests {
     func syntaxErrors() {
         let unclosed = error("a: [\n  b\n c: :\n")
         #expect(unclosed?.kind == .syntax)
-        #expect(unclosed?.description == "line 3, column 3: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 4)")
+        #expect(
+            unclosed?.description
+                == "line 3, column 3: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 4)")
         let valueInValue = error("a: b: c\n")
         #expect(valueInValue?.description == "line 1, column 5: mapping values are not allowed in this context")
-        #expect(error("a: [b, {c: d\n")?.description == "line 2, column 1: did not find expected ',' or '}' (while parsing a flow mapping at line 1, column 8)")
-        #expect(error("{{{")?.description == "line 2, column 1: did not find expected node content (while parsing a flow node at line 2, column 1)", "libyaml ends the text with a line break")
+        #expect(
+            error("a: [b, {c: d\n")?.description
+                == "line 2, column 1: did not find expected ',' or '}' (while parsing a flow mapping at line 1, column 8)")
+        #expect(
+            error("{{{")?.description
+                == "line 2, column 1: did not find expected node content (while parsing a flow node at line 2, column 1)",
+            "libyaml ends the text with a line break")
         let tab = error("a:\n\tb: 1\n")
         #expect(tab?.kind == .syntax)
         #expect(tab?.mark == mark(2, 1))
@@ -277,7 +300,8 @@ struct ErrorTests {
 struct AnchorTests {
     @Test("an alias is its anchor's node")
     func resolved() throws {
-        let root = try #require(try parse("base: &b {stop_timeout: 10s, allow: [start]}\nuse: *b\nname: &n web\nnames: [*n, *n]\n"))
+        let root = try #require(
+            try parse("base: &b {stop_timeout: 10s, allow: [start]}\nuse: *b\nname: &n web\nnames: [*n, *n]\n"))
         #expect(root["use"] == root["base"], "the same node, with the anchor's mark")
         #expect(root["use"]?["allow"]?.sequence?.first?.text == "start")
         #expect(root["names"]?.sequence?.compactMap(\.text) == ["web", "web"])
@@ -313,8 +337,12 @@ struct AnchorTests {
         #expect(e?.description.hasSuffix("aliases expand to more than 100000 nodes") == true, "\(String(describing: e))")
         #expect(error(text, limits: YAMLLimits(maxAliasExpansion: 10)) != nil)
         var deeper = text
-        for i in 10...40 { deeper += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n" }
-        #expect(try parse(deeper, limits: YAMLLimits(maxAliasExpansion: .max)) != nil, "9^41 nodes: counted without overflow, and shared, not copied")
+        for i in 10...40 {
+            deeper += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n"
+        }
+        #expect(
+            try parse(deeper, limits: YAMLLimits(maxAliasExpansion: .max)) != nil,
+            "9^41 nodes: counted without overflow, and shared, not copied")
     }
 
     @Test("aliases within the limit are fine, and the limit counts what aliases stand for")
@@ -351,7 +379,8 @@ struct DepthTests {
         let e = error(text)
         #expect(e?.kind == .tooDeep)
         #expect(e?.description == "line 1, column 1001: nested deeper than 1000 levels")
-        #expect(try parse(String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000)) != nil, "1000 levels are fine")
+        #expect(
+            try parse(String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000)) != nil, "1000 levels are fine")
         let root = try #require(try parse(text, limits: YAMLLimits(maxDepth: 4096)))
         #expect(depth(root) == 4096)
         #expect(error(text, limits: YAMLLimits(maxDepth: 4095))?.kind == .tooDeep)
