@@ -23,6 +23,8 @@ public final class Bridge: Service, Sendable {
     let supervisors: [EndpointSupervisor]
     private let extensions: [any BridgeExtension]
 
+    /// Wires the bridge; nothing runs until ``run()``. Give `mqtt` the subscriptions of
+    /// ``subscriptions(settings:runtimes:extensions:)`` when creating it.
     public init(
         settings: BridgeSettings, runtimes: [RuntimeBinding], mqtt: MQTTClient, extensions: [any BridgeExtension] = [],
         logger: Logger
@@ -55,6 +57,8 @@ public final class Bridge: Service, Sendable {
         return subs + extensions.flatMap(\.subscriptions)
     }
 
+    /// Runs every part until graceful shutdown; then stops taking commands, gives those in flight
+    /// `shutdownGrace` to finish, removes the health file and returns.
     public func run() async throws {
         // Every extension's inbox and change stream exist before anything is published.
         var routes: [(filters: [String], inbox: AsyncStream<MQTTIncomingMessage>.Continuation)] = []

@@ -22,6 +22,7 @@ public struct ExtensionContext: Sendable {
     public let bridgeID: String
     /// The topic layout (base topic, the bridge's state topic).
     public let topics: Topics
+    /// A logger whose `component` is the extension's name.
     public let logger: Logger
     /// Messages on the extension's own ``BridgeExtension/subscriptions``, in arrival order.
     public let messages: AsyncStream<MQTTIncomingMessage>

@@ -3,12 +3,16 @@ import IdlewatcherCore
 /// A command as received on `<base>/<runtime>/<id>/command` (or submitted from inside the
 /// process), validated.
 public struct Command: Sendable, Hashable {
+    /// What to do.
     public var action: Action
+    /// The `signal` key; nil: the runtime's default. Only on ``RuntimeDescription/signalActions``.
     public var signal: Signal?
     /// Whole seconds, 0–3600.
     public var timeout: Duration?
+    /// The `request_id` key (at most 128 characters), echoed in the reply.
     public var requestID: String?
 
+    /// A command as given; nothing is checked (``parse(_:runtime:)`` checks payloads).
     public init(action: Action, signal: Signal? = nil, timeout: Duration? = nil, requestID: String? = nil) {
         self.action = action
         self.signal = signal
@@ -21,9 +25,11 @@ public struct Command: Sendable, Hashable {
 
     /// A command that could not be accepted, with what is needed to reply to it.
     public struct Rejection: Error, Sendable, Hashable {
+        /// Why it was refused: `bad_request` or `unknown_action`, with a message that says what is allowed.
         public var error: BridgeError
         /// The action as written (for the reply), if one could be read.
         public var action: String?
+        /// The `request_id`, when a valid one could be read, so that the reply echoes it.
         public var requestID: String?
     }
 

@@ -8,11 +8,13 @@ public struct ContainerSnapshot: Sendable, Hashable {
     public var id: String
     /// The runtime's name for it.
     public var name: String
+    /// Its status, as last published.
     public var status: ContainerStatus
     /// Its health (`none` while not running).
     public var health: Health
     /// When the current status began.
     public var since: Timestamp
+    /// Its labels (Docker, Podman; none on Proxmox).
     public var labels: [String: String]
     /// What it runs, for people: the image (Docker, Podman) or the node (Proxmox); see
     /// ``RuntimeDescription/deviceModel(_:)``.

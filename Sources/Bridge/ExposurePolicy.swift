@@ -7,16 +7,21 @@ import IdlewatcherCore
 public struct ExposurePolicy: Sendable, Hashable {
     /// Container names (without prefix); empty means all.
     public var include: Set<String>
+    /// Container names (without prefix) never exposed, whatever `include` says.
     public var exclude: Set<String>
     /// Names the bridge never acts on (they may still be watched).
     public var protected: Set<String>
+    /// The actions `defaults.allow` permits; a container's `idlewatcher.allow` label may only narrow them.
     public var allow: Set<Action>
+    /// `defaults.stop_timeout`; a container's `idlewatcher.stop_timeout` label wins (``stopTimeout(labels:)``).
     public var stopTimeout: Duration
     /// How long `start`, `wake`, `unpause` and `restart` wait for the container to be ready.
     public var wakeTimeout: Duration
     /// `idle.containers.<runtime>/<id>.wake_timeout`, by id (config wins over the label).
     public var wakeTimeouts: [String: Duration]
 
+    /// A policy; by default every container is exposed and every action allowed, with a 10 s stop timeout
+    /// and a 60 s wake timeout.
     public init(
         include: Set<String> = [], exclude: Set<String> = [], protected: Set<String> = [],
         allow: Set<Action> = Set(Action.allCases), stopTimeout: Duration = .seconds(10), wakeTimeout: Duration = .seconds(60),

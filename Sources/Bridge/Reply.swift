@@ -4,7 +4,9 @@ import IdlewatcherCore
 public struct Reply: Sendable, Hashable {
     /// The command's `request_id`, or nil.
     public var requestID: String?
+    /// The runtime of the container the command was for.
     public var runtime: RuntimeKind
+    /// The container's id in topics.
     public var id: String
     /// The action as written (nil when none could be read).
     public var action: String?
@@ -18,8 +20,10 @@ public struct Reply: Sendable, Hashable {
     /// For `start`, `wake`, `unpause` and `restart`: whether the container is ready (contract, "Readiness").
     public var ready: Bool?
 
+    /// Whether the command succeeded: it has no error.
     public var ok: Bool { error == nil }
 
+    /// A reply; `ready` only for `start`, `wake`, `unpause` and `restart` that ran.
     public init(
         requestID: String?, runtime: RuntimeKind, id: String, action: String?, status: ContainerStatus?,
         error: BridgeError?, duration: Duration?, ready: Bool? = nil

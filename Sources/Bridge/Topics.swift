@@ -4,22 +4,33 @@ import IdlewatcherCore
 public struct Topics: Sendable, Hashable {
     /// `idlewatcher` unless configured.
     public let base: String
+    /// `bridge.id`: names this bridge's state topic.
     public let bridgeID: String
 
+    /// The layout under `base` for the bridge `bridgeID`.
     public init(base: String, bridgeID: String) {
         self.base = base
         self.bridgeID = bridgeID
     }
 
+    /// `<base>/<runtime>/<id>/event`: lifecycle events, not retained.
     public func event(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/event" }
+    /// `<base>/<runtime>/<id>/status`: the retained status; an empty payload once the container is gone.
     public func status(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/status" }
+    /// `<base>/<runtime>/<id>/command`: where commands arrive.
     public func command(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/command" }
+    /// `<base>/<runtime>/<id>/reply`: replies to commands without a usable Response Topic.
     public func reply(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/reply" }
+    /// `<base>/<runtime>/<id>/activity`: touches and leases that keep an idle-managed container awake.
     public func activity(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/activity" }
+    /// `<base>/<runtime>/<id>/idle`: the retained idle state of an idle-managed container.
     public func idle(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/idle" }
+    /// `<base>/bridge/<bridge_id>/state`: `online` or `offline`, retained.
     public var bridgeState: String { "\(base)/bridge/\(bridgeID)/state" }
 
+    /// `<base>/<runtime>/+/command`: every command for one runtime.
     public func commandFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/command" }
+    /// `<base>/<runtime>/+/status`: every retained status of one runtime (the bridge reads back what it left).
     public func statusFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/status" }
 
     /// Whether a command's MQTT 5 Response Topic may take its reply: a topic without wildcards

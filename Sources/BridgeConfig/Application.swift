@@ -8,10 +8,16 @@ import MQTTClient
 /// The services a configuration describes, wired together: the MQTT client and the bridge
 /// with its runtimes and extensions. Run them in a `ServiceGroup`, MQTT first.
 public struct Application: Sendable {
+    /// The MQTT client: the bridge's and the extensions' subscriptions, `online` at connect, `offline` as its will.
     public let mqtt: MQTTClient
+    /// The bridge: one runtime per configured endpoint, with the idle policy and (when enabled) Home Assistant
+    /// discovery as extensions.
     public let bridge: Bridge
+    /// The configuration it was built from.
     public let configuration: Configuration
 
+    /// Wires the services and builds every endpoint's runtime (no I/O yet), logging the endpoints' warnings.
+    /// Throws if a runtime cannot be built (an unusable URL). `version` goes into Home Assistant's devices.
     public init(configuration c: Configuration, version: String, logger: Logger) throws {
         self.configuration = c
         let settings = BridgeSettings(

@@ -8,7 +8,9 @@ import YAML
 
 /// The problems found in a configuration file, all of them.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// Every problem found; at least one.
     public var problems: [ConfigurationProblem]
+    /// One line per problem, `path.to.key: what is wrong`, as `check-config` prints them.
     public var description: String { problems.map(\.description).joined(separator: "\n") }
 }
 
@@ -19,6 +21,7 @@ public struct ConfigurationLoader {
     /// The host name, the default `bridge.id`.
     public var hostName: String
 
+    /// A loader; by default with the process's environment and host name.
     public init(
         environment: [String: String] = ConfigurationLoader.processEnvironment(),
         hostName: String = ConfigurationLoader.currentHostName()
@@ -27,6 +30,7 @@ public struct ConfigurationLoader {
         self.hostName = hostName
     }
 
+    /// Reads and validates the file at `path`. Throws every problem found, or that the file cannot be read.
     public func load(path: String) throws(ConfigurationError) -> Configuration {
         guard let text = readFile(path) else {
             throw ConfigurationError(problems: [
@@ -37,6 +41,7 @@ public struct ConfigurationLoader {
         return try parse(yaml: text)
     }
 
+    /// Validates a configuration's YAML text, as ``load(path:)`` does a file's. Throws every problem found.
     public func parse(yaml text: String) throws(ConfigurationError) -> Configuration {
         var v = Validator(loader: self)
         let config = v.configuration(text)
@@ -81,6 +86,7 @@ public struct ConfigurationLoader {
         return defaultHealthFile(bridgeID: id)
     }
 
+    /// The process's environment, read from `environ` at each call.
     public static func processEnvironment() -> [String: String] {
         var env: [String: String] = [:]
         var p = environ
@@ -92,6 +98,7 @@ public struct ConfigurationLoader {
         return env
     }
 
+    /// The host name up to its first `.`, each character `bridge.id` does not allow made `-`; `bridge` if empty.
     public static func currentHostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)

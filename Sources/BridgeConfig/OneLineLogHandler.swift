@@ -10,8 +10,10 @@ import Logging
 public struct OneLineLogHandler: LogHandler {
     var wrapped: any LogHandler
 
+    /// Wraps `wrapped`, which still formats and writes every entry.
     public init(_ wrapped: any LogHandler) { self.wrapped = wrapped }
 
+    /// Escapes the message and the event's metadata values to one line each, then passes the entry on.
     public func log(event: LogEvent) {
         var e = event
         e.message = Logger.Message(stringLiteral: event.message.description.oneLine())
@@ -30,21 +32,25 @@ public struct OneLineLogHandler: LogHandler {
         }
     }
 
+    /// The wrapped handler's.
     public var metadataProvider: Logger.MetadataProvider? {
         get { wrapped.metadataProvider }
         set { wrapped.metadataProvider = newValue }
     }
 
+    /// The wrapped handler's metadata, passed through unchanged.
     public var metadata: Logger.Metadata {
         get { wrapped.metadata }
         set { wrapped.metadata = newValue }
     }
 
+    /// The wrapped handler's level.
     public var logLevel: Logger.Level {
         get { wrapped.logLevel }
         set { wrapped.logLevel = newValue }
     }
 
+    /// One of the wrapped handler's metadata values, passed through unchanged.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { wrapped[metadataKey: key] }
         set { wrapped[metadataKey: key] = newValue }

@@ -7,10 +7,14 @@ import YAML
 
 /// One thing wrong with a configuration file: `path.to.key: what is wrong`.
 public struct ConfigurationProblem: Sendable, Hashable, CustomStringConvertible {
+    /// The key path: `mqtt.url`, `docker[0].include[2]`; "" for the file as a whole.
     public var path: String
+    /// What is wrong, and what is expected; one line.
     public var message: String
+    /// `path: message`, or the message alone.
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
 
+    /// A problem at `path`.
     public init(path: String, message: String) {
         self.path = path
         self.message = message
@@ -23,10 +27,14 @@ public struct ConfigurationProblem: Sendable, Hashable, CustomStringConvertible 
 public struct ConfigReader {
     /// The environment (secrets may come from it).
     public let environment: [String: String]
+    /// Every problem recorded so far, in order.
     public private(set) var problems: [ConfigurationProblem] = []
 
+    /// A reader without problems; `environment` is where secrets may come from.
     public init(environment: [String: String]) { self.environment = environment }
 
+    /// Records a problem. `path` and `message` may quote the file: they are made one line each and cut
+    /// at 200 and 400 characters.
     public mutating func problem(_ path: String, _ message: String) {
         // One problem, one line: keys and values quoted in messages come from the file and may
         // hold line breaks, terminal escapes or megabytes (found by the config fuzz test).
@@ -37,10 +45,14 @@ public struct ConfigReader {
 
     /// A mapping whose keys were checked against the allowed ones.
     public struct Mapping {
+        /// The allowed keys that are present, with their values.
         public var values: [String: YAMLNode] = [:]
+        /// The value of `key`; nil if absent (or not allowed).
         public subscript(_ key: String) -> YAMLNode? { values[key] }
     }
 
+    /// The mapping at `path`, with only the `allowed` keys (each other key is a problem). Absent, empty
+    /// or `null`: an empty mapping, no problem.
     public mutating func mapping(_ node: YAMLNode?, _ path: String, allowed: Set<String>) -> Mapping {
         guard let node else { return Mapping() }
         if let s = node.text, s.isEmpty || s == "~" || s == "null" { return Mapping() }
@@ -66,6 +78,7 @@ public struct ConfigReader {
         return out
     }
 
+    /// The list at `path`; absent, empty or `null`: empty, no problem; anything else is a problem.
     public mutating func list(_ node: YAMLNode?, _ path: String) -> [YAMLNode] {
         guard let node else { return [] }
         if let s = node.text, s.isEmpty || s == "~" || s == "null" { return [] }
@@ -76,6 +89,7 @@ public struct ConfigReader {
         return seq
     }
 
+    /// The scalar's text; nil if absent, or (with a problem) a list or mapping.
     public mutating func string(_ node: YAMLNode?, _ path: String) -> String? {
         guard let node else { return nil }
         guard let s = node.scalar else {
@@ -85,6 +99,7 @@ public struct ConfigReader {
         return s.text
     }
 
+    /// The texts of a list; an empty or non-text item, or a value that is not a list, is a problem and left out.
     public mutating func stringList(_ node: YAMLNode?, _ path: String) -> [String] {
         guard let node else { return [] }
         guard let seq = node.sequence else {
@@ -98,6 +113,7 @@ public struct ConfigReader {
         return out
     }
 
+    /// `true`/`yes`/`on` or `false`/`no`/`off`, any case; nil if absent, or (with a problem) anything else.
     public mutating func bool(_ node: YAMLNode?, _ path: String) -> Bool? {
         guard let node else { return nil }
         switch node.text?.lowercased() {
@@ -109,6 +125,7 @@ public struct ConfigReader {
         }
     }
 
+    /// A whole number within `range`; nil if absent, or (with a problem) anything else.
     public mutating func int(_ node: YAMLNode?, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let node else { return nil }
         guard let v = node.text.flatMap({ Int($0) }), range.contains(v) else {
@@ -118,6 +135,7 @@ public struct ConfigReader {
         return v
     }
 
+    /// A duration like `500ms`, `10s`, `2m` or `1h`; nil if absent, or (with a problem) anything else.
     public mutating func duration(_ node: YAMLNode?, _ path: String) -> Duration? {
         guard let node else { return nil }
         guard let text = node.text, let d = Duration(parsing: text) else {
@@ -127,6 +145,7 @@ public struct ConfigReader {
         return d
     }
 
+    /// An `id_prefix`: no `/`, `+`, `#` or whitespace; "" if absent, or (with a problem) invalid.
     public mutating func idPrefix(_ node: YAMLNode?, _ path: String) -> String {
         guard let p = string(node, path) else { return "" }
         if p.contains("/") || p.contains("+") || p.contains("#") || p.contains(where: { $0.isWhitespace }) {
@@ -136,6 +155,7 @@ public struct ConfigReader {
         return p
     }
 
+    /// A file this process can read now; nil if absent, or (with a problem) unreadable.
     public mutating func readableFile(_ node: YAMLNode?, _ path: String) -> String? {
         guard let file = string(node, path) else { return nil }
         if access(file, R_OK) != 0 {

@@ -21,17 +21,21 @@ public protocol RuntimeModule {
 }
 
 extension RuntimeModule {
+    /// Not counted without an entry, unless the module says otherwise.
     public static var countedWhenAbsent: Bool { false }
 }
 
 /// One configured endpoint of a runtime, ready to build.
 public struct RuntimeEndpoint: Sendable {
+    /// The runtime: the topic segment of its containers.
     public var kind: RuntimeKind
     /// As configured, for messages (never with credentials).
     public var url: String
+    /// The endpoint's `id_prefix` (`nas-`), or "".
     public var idPrefix: String
     /// Container names: empty `include` means all.
     public var include: [String]
+    /// Container names never exposed, whatever `include` says.
     public var exclude: [String]
     /// Names the bridge never acts on (only `status`).
     public var protected: [String]
@@ -40,6 +44,7 @@ public struct RuntimeEndpoint: Sendable {
     /// Builds the runtime. No I/O: its HTTP client starts with the first request.
     public var make: @Sendable (Logger) throws -> any ContainerRuntime
 
+    /// An endpoint; by default every container exposed, none protected, no warnings.
     public init(
         kind: RuntimeKind, url: String, idPrefix: String, include: [String] = [], exclude: [String] = [],
         protected: [String] = [], warnings: [String] = [], make: @escaping @Sendable (Logger) throws -> any ContainerRuntime

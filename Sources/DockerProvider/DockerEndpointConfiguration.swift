@@ -5,14 +5,18 @@ import IdlewatcherCore
 public struct DockerEndpointConfiguration: Sendable {
     /// `unix:///var/run/docker.sock`, `tcp://host:2375`, or `https://host:2376`.
     public var url: String
+    /// Put before every container name to make the id in topics (`nas-` gives `nas-jellyfin`); "" for none.
     public var idPrefix: String
     /// TLS to a `tcp://` engine (any of these set means HTTPS, as `docker --tlsverify` does).
     public var caFile: String?
+    /// A client certificate (PEM), with ``keyFile``.
     public var certFile: String?
+    /// The client certificate's private key (PEM), with ``certFile``.
     public var keyFile: String?
     /// The deadline of ordinary API calls.
     public var requestTimeout: Duration
 
+    /// An endpoint; by default without prefix or TLS files, with a 30 s request deadline.
     public init(
         url: String, idPrefix: String = "", caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil,
         requestTimeout: Duration = .seconds(30)

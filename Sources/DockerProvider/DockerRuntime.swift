@@ -7,10 +7,15 @@ import Synchronization
 /// ``ContainerRuntime``: lists containers, hands out providers, and follows one
 /// `GET /events` stream for all of them.
 public final class DockerRuntime: ContainerRuntime {
+    /// Which Engine API this is (Docker's, Podman's), with its words and quirks.
     public let flavor: EngineFlavor
+    /// The flavor's description.
     public var runtime: RuntimeDescription { flavor.description }
+    /// The engine's URL as configured.
     public var endpoint: String { configuration.url }
+    /// 200 ms doubling up to 15 s.
     public let reconnectBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
+    /// The configured `id_prefix`, or "".
     public var idPrefix: String { configuration.idPrefix }
     let configuration: DockerEndpointConfiguration
     let api: DockerAPI
@@ -54,6 +59,8 @@ public final class DockerRuntime: ContainerRuntime {
         }
     }
 
+    /// Every container of the engine, stopped ones too (`/containers/json?all=1`), with labels, image and,
+    /// where the flavor lists it, health.
     public func containers() async throws -> [ContainerInfo] {
         let r = try await api.request("GET", "/containers/json?all=1")
         guard r.status == 200 else {
@@ -88,12 +95,14 @@ public final class DockerRuntime: ContainerRuntime {
         return out
     }
 
+    /// The container named `id` without the prefix; no I/O.
     public func provider(for id: String) -> any Provider {
         let prefix = configuration.idPrefix.utf8  // bytes, not characters, as the bridge matches namespaces
         let name = id.utf8.starts(with: prefix) ? String(decoding: id.utf8.dropFirst(prefix.count), as: UTF8.self) : id
         return DockerContainer(id: id, name: name, api: api)
     }
 
+    /// Fails the requests in flight (the event stream among them) and stops the HTTP client.
     public func close() async { api.http.shutdown() }
 
     /// One `stats?stream=false&one-shot=true` read per container: `rx_bytes + tx_bytes` over its
@@ -117,6 +126,8 @@ public final class DockerRuntime: ContainerRuntime {
 
     // MARK: events
 
+    /// Negotiates the API version, hands on the events missed since the last connection (if any), then
+    /// `.resync` once `/events` answers, then each event as it comes, until the connection ends.
     public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {
         api.forgetVersion()
         try await api.negotiate()
@@ -248,6 +259,7 @@ public final class DockerRuntime: ContainerRuntime {
 }
 
 extension DockerRuntime {
+    /// Logs the loss as a warning the first time, each failed retry at debug level.
     public func connectionLost(_ error: BridgeError, first: Bool) {
         if first {
             logger.warning("lost \(api.name) events at \(configuration.url): \(error.message); retrying with backoff")

@@ -24,6 +24,7 @@ public struct EngineFlavor: Sendable {
     /// The listing's status line tells the health (`Up 5 seconds (healthy)`): Docker does, Podman not.
     public var listsHealth: Bool
 
+    /// A flavor; by default the bridge leaves healthchecks to the engine and reads the health from listings.
     public init(
         description: RuntimeDescription, eventKinds: [String: LifecycleEvent.Kind], unpausesBeforeStop: Bool,
         drivesHealthchecks: Bool = false, listsHealth: Bool = true

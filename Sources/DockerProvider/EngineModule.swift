@@ -40,11 +40,17 @@ public enum EngineSection {
 
 /// Docker Engine: the `docker:` section.
 public enum DockerModule: RuntimeModule {
+    /// Docker's description (``EngineFlavor/docker``).
     public static let description = EngineFlavor.docker.description
+    /// `docker:`, one entry per engine.
     public static let section = "docker"
+    /// Counted as "Docker endpoint(s)" by `check-config`.
     public static let countNoun = "Docker endpoint(s)"
+    /// Counted even without an entry ("0 Docker endpoint(s)"): scripts may read that line.
     public static let countedWhenAbsent = true
 
+    /// Reads one `docker:` entry (default URL `unix:///var/run/docker.sock`); if the bridge runs in a
+    /// container of that engine, only `status` is allowed on it.
     public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
         EngineSection.endpoint(
             node, path: path, reader: &reader, flavor: .docker, defaultURL: "unix:///var/run/docker.sock",

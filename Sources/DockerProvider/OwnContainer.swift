@@ -12,6 +12,7 @@ public struct OwnContainer: Sendable, Hashable {
     /// 12-digit prefix (Docker's default host name for a container).
     public let id: String
 
+    /// The container with this id: 64 or 12 hex digits; nil for anything else.
     public init?(id: String) {
         guard id.count == 64 || id.count == 12, id.utf8.allSatisfy(Self.isHex) else { return nil }
         self.id = id

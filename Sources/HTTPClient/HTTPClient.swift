@@ -7,9 +7,11 @@ import Synchronization
 /// Requests run on the client's own libcurl thread; async callers suspend without blocking
 /// a thread of the cooperative pool. Cancelling the calling task abandons the request.
 public final class HTTPClient: Sendable {
+    /// Where and how it connects; fixed for the client's life.
     public let configuration: HTTPClientConfiguration
     private let engine: CurlEngine
 
+    /// A client for one server. No I/O and no thread yet: its libcurl thread starts with the first request.
     public init(configuration: HTTPClientConfiguration) {
         self.configuration = configuration
         self.engine = CurlEngine()

@@ -14,10 +14,15 @@ import Synchronization
 /// the same name); after that its configs are deleted with empty retained payloads.
 /// A ``BridgeExtension``: it sees the bridge only through its context.
 public final class HomeAssistantDiscovery: BridgeExtension {
+    /// Home Assistant's discovery prefix (`homeassistant.prefix`).
     public let prefix: String
+    /// How long a removed container keeps its entities.
     public let removeAfter: Duration
+    /// The bridge's version: the `sw_version` of the bridge's device and of every config's origin.
     public let version: String
+    /// `bridge.id`: names the bridge's device and the configs' node id.
     public let bridgeID: String
+    /// `homeassistant`, for log lines.
     public let name = "homeassistant"
 
     private struct State {
@@ -35,6 +40,7 @@ public final class HomeAssistantDiscovery: BridgeExtension {
     /// The bridge's base topic (its idle states are read from `<base>/+/+/idle`).
     public let baseTopic: String
 
+    /// Discovery for the bridge `bridgeID` under `prefix`; nothing is published until the bridge runs it.
     public init(prefix: String, removeAfter: Duration, version: String, bridgeID: String, baseTopic: String = "idlewatcher") {
         self.baseTopic = baseTopic
         self.prefix = prefix
@@ -47,6 +53,8 @@ public final class HomeAssistantDiscovery: BridgeExtension {
 
     // MARK: BridgeExtension
 
+    /// Home Assistant's `<prefix>/status` (`online` after it restarts), this bridge's retained configs
+    /// (to remove stale ones), and the idle states (to add the idle entities).
     public var subscriptions: [MQTTSubscription] {
         [
             MQTTSubscription(filter: "\(prefix)/status", retainHandling: .send),
@@ -55,6 +63,7 @@ public final class HomeAssistantDiscovery: BridgeExtension {
         ]
     }
 
+    /// Publishes and removes configs as the bridge's containers change, until cancelled.
     public func run(_ context: ExtensionContext) async {
         await withDiscardingTaskGroup { group in
             group.addTask {

@@ -2,9 +2,12 @@ import IdlewatcherCore
 
 /// `<runtime>/<id>`: a container as topics name it, on this bridge or another.
 public struct ContainerRef: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The runtime segment: `docker`, `proxmox`, ….
     public var runtime: RuntimeKind
+    /// The container's id in topics, with its endpoint's `id_prefix`.
     public var id: String
 
+    /// The container `id` of `runtime`.
     public init(_ runtime: RuntimeKind, _ id: String) {
         self.runtime = runtime
         self.id = id
@@ -20,12 +23,15 @@ public struct ContainerRef: Sendable, Hashable, Comparable, CustomStringConverti
         self.init(RuntimeKind(String(parts[0])), String(parts[1]))
     }
 
+    /// `<runtime>/<id>`.
     public var description: String { "\(runtime)/\(id)" }
+    /// By ``description``, so that messages and cycles come in a stable order.
     public static func < (a: Self, b: Self) -> Bool { a.description < b.description }
 }
 
 /// What the bridge does to an idle container.
 public enum IdleAction: String, Sendable, Hashable, CaseIterable {
+    /// The `idle.action` words; each runs the command of the same name.
     case stop, pause, kill
 
     /// The command it runs (through the command service).
@@ -42,12 +48,18 @@ public enum IdleAction: String, Sendable, Hashable, CaseIterable {
 public struct IdleConfiguration: Sendable, Hashable {
     /// Per-container settings under `idle.containers`; nil: not set there.
     public struct Override: Sendable, Hashable {
+        /// `timeout`: the idle timeout; zero: not idle-managed.
         public var timeout: Duration?
+        /// `action`: what is done to it once idle.
         public var action: IdleAction?
+        /// `wake_timeout` (1 s to 24 h): how long a wake waits for it to be ready.
         public var wakeTimeout: Duration?
+        /// `depends_on`: the containers woken before it; replaces its label and Compose's dependencies.
         public var dependsOn: [ContainerRef]?
+        /// `traffic_threshold`: bytes per minute (in + out) that count as activity; zero: not watched.
         public var trafficThreshold: UInt64?
 
+        /// Settings that set nothing unless given.
         public init(
             timeout: Duration? = nil, action: IdleAction? = nil, wakeTimeout: Duration? = nil, dependsOn: [ContainerRef]? = nil,
             trafficThreshold: UInt64? = nil
@@ -62,15 +74,19 @@ public struct IdleConfiguration: Sendable, Hashable {
 
     /// Default idle timeout; zero: only containers that opt in are idle-managed.
     public var timeout: Duration = .zero
+    /// `idle.action`: what is done to an idle container.
     public var action: IdleAction = .stop
+    /// `idle.wake_timeout` (1 s to 24 h): how long wake-like commands wait for a container to be ready.
     public var wakeTimeout: Duration = .seconds(60)
     /// Bytes per minute (in + out) that count as activity; zero: traffic is not watched.
     public var trafficThreshold: UInt64 = 0
     /// How often traffic counters are read (extension): Docker/Podman one stats read per
     /// idle-managed running container each time.
     public var trafficInterval: Duration = .seconds(30)
+    /// `idle.containers`, by `<runtime>/<id>`: these win over labels and the defaults.
     public var containers: [ContainerRef: Override] = [:]
 
+    /// The defaults: no container idle-managed, `stop`, a 60 s wake timeout, traffic not watched.
     public init() {}
 
     /// What is wrong with a container's idle labels, one line each (the label is then ignored).
@@ -95,10 +111,15 @@ public struct IdleConfiguration: Sendable, Hashable {
 
 /// One container's idle settings, resolved.
 public struct IdleSettings: Sendable, Hashable {
+    /// The idle timeout; zero: not idle-managed.
     public var timeout: Duration
+    /// What is done to it once idle.
     public var action: IdleAction
+    /// How long a wake waits for it to be ready.
     public var wakeTimeout: Duration
+    /// The containers woken before it; never itself.
     public var dependsOn: [ContainerRef]
+    /// Bytes per minute (in + out) that count as activity; zero: traffic is not watched.
     public var trafficThreshold: UInt64
 
     /// Idle-managed: its timeout is more than zero.
@@ -161,6 +182,7 @@ enum ComposeDependencies {
 /// Sizes as people write them: a whole number with an optional unit, `B`, `K`/`KB` (1000),
 /// `KiB` (1024), `M`/`MB`, `MiB`, `G`/`GB`, `GiB` (`1500`, `1MB`, `512KiB`).
 public enum ByteSize {
+    /// The number of bytes; nil for anything else (a fraction, an unknown unit, an overflow).
     public static func parse(_ text: String) -> UInt64? {
         let t = text.trimmingWhitespace()
         let digits = t.prefix { $0 >= "0" && $0 <= "9" }

@@ -14,12 +14,15 @@ import Synchronization
 /// idle-managed container's state is retained on `<base>/<runtime>/<id>/idle`, and a restarted
 /// bridge takes it back.
 public final class IdlePolicy: BridgeExtension {
+    /// `idle`, for log lines.
     public let name = "idle"
+    /// The `idle:` section it applies.
     public let configuration: IdleConfiguration
     let topics: Topics
     /// How often timers are looked at.
     static let tickInterval = Duration.milliseconds(200)
 
+    /// The policy for `configuration`; nothing happens until the bridge runs it.
     public init(configuration: IdleConfiguration, topics: Topics) {
         self.configuration = configuration
         self.topics = topics
@@ -30,6 +33,8 @@ public final class IdlePolicy: BridgeExtension {
     /// put to sleep before, so a restarted bridge never acts on a state it has not read yet.
     static let restoreGrace = Duration.seconds(2)
 
+    /// Activity (live messages only), the retained idle states (taken back after a restart), and replies
+    /// (to the wakes it sends to other bridges for dependencies).
     public var subscriptions: [MQTTSubscription] {
         [
             MQTTSubscription(filter: "\(topics.base)/+/+/activity", retainHandling: .doNotSend, retainAsPublished: true),
@@ -38,6 +43,7 @@ public final class IdlePolicy: BridgeExtension {
         ]
     }
 
+    /// Runs the idle timers, leases, traffic readings and dependency wakes until cancelled.
     public func run(_ context: ExtensionContext) async {
         let book = IdleBook(configuration: configuration, topics: context.topics, logger: context.logger)
         let waker = DependencyWaker(book: book, context: context)

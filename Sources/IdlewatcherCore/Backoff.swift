@@ -1,10 +1,13 @@
 /// Exponential backoff between retries: `initial`, doubling, capped at `maximum`, with ±20 % jitter
 /// so that bridges restarted together do not retry in step.
 public struct Backoff: Sendable {
+    /// The first delay, and the next one after ``reset()``.
     public let initial: Duration
+    /// The longest delay before jitter (with it, at most 1.2 × this).
     public let maximum: Duration
     private var current: Duration
 
+    /// A backoff; by default 200 ms doubling up to 30 s.
     public init(initial: Duration = .milliseconds(200), maximum: Duration = .seconds(30)) {
         self.initial = initial
         self.maximum = maximum

@@ -2,9 +2,13 @@
 ///
 /// Every runtime maps its own states onto these four; `error` means the runtime could not tell.
 public enum ContainerStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Its processes run.
     case running
+    /// Not running: created, exited or dead (Docker, Podman); stopped (Proxmox).
     case stopped
+    /// Frozen: paused (Docker, Podman) or suspended (Proxmox).
     case paused
+    /// The runtime cannot tell (a Proxmox node offline).
     case error
 }
 
@@ -22,12 +26,15 @@ public enum Health: String, Sendable, Hashable, CaseIterable {
 
 /// Whether a container can serve: the contract's readiness ("Readiness", v1.1).
 public struct Readiness: Sendable, Hashable {
+    /// The status read together with ``ready``.
     public var status: ContainerStatus
+    /// The health read together with ``ready`` (`none` where the runtime has no healthchecks).
     public var health: Health
     /// Running, and healthy where it has a healthcheck (Docker, Podman) or reachable by an
     /// address (Proxmox: the guest reports an IP, or it has no network).
     public var ready: Bool
 
+    /// A reading, as a provider makes it.
     public init(status: ContainerStatus, health: Health, ready: Bool) {
         self.status = status
         self.health = health

@@ -8,40 +8,49 @@ public enum JSON: Sendable, Hashable {
     case bool(Bool)
     /// The number as it was written, validated as JSON number syntax.
     case number(String)
+    /// Decoded text (escapes resolved), valid UTF-8.
     case string(String)
     case array([JSON])
+    /// The members; keys are unique (the parser refuses a key given twice).
     case object([String: JSON])
 
+    /// The member `key` of an object; nil if absent, or if this is not an object.
     public subscript(key: String) -> JSON? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
+    /// The text if this is a string; nil for any other type (`"10"` is a string, `10` is not).
     public var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The number if it is a whole number that fits an `Int64`, written without fraction or exponent; else nil.
     public var int64: Int64? {
         if case .number(let n) = self { return Int64(n) }
         return nil
     }
 
+    /// The number as a `Double` (rounded where it does not fit exactly); nil if this is not a number.
     public var double: Double? {
         if case .number(let n) = self { return Double(n) }
         return nil
     }
 
+    /// The value if this is `true` or `false`; nil for any other type.
     public var bool: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
+    /// The elements if this is an array; else nil.
     public var array: [JSON]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
+    /// The members if this is an object; else nil.
     public var object: [String: JSON]? {
         if case .object(let o) = self { return o }
         return nil
@@ -62,8 +71,11 @@ public enum JSON: Sendable, Hashable {
 
 /// Why a text is not JSON.
 public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong: `unexpected data after the JSON value`.
     public var message: String
+    /// The byte offset in the input where it was found.
     public var offset: Int
+    /// `message at byte offset`.
     public var description: String { "\(message) at byte \(offset)" }
 }
 
@@ -79,6 +91,7 @@ extension JSON {
         return value
     }
 
+    /// Parses one JSON text from a string's UTF-8; at most `maxDepth` arrays and objects deep.
     public static func parse(_ text: String, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
@@ -296,9 +309,11 @@ private struct JSONParser {
 
 /// Writes JSON objects with keys in the order given, compactly, without Foundation.
 public struct JSONWriter: Sendable {
+    /// What has been written so far, without the closing `}` that ``finish()`` adds.
     public private(set) var text = "{"
     private var first = true
 
+    /// An empty object.
     public init() {}
 
     private mutating func key(_ k: String) {
@@ -308,21 +323,25 @@ public struct JSONWriter: Sendable {
         text.append(":")
     }
 
+    /// Adds a string member, or `null` for nil.
     public mutating func add(_ k: String, _ v: String?) {
         key(k)
         if let v { JSONWriter.appendString(v, to: &text) } else { text.append("null") }
     }
 
+    /// Adds `true` or `false`.
     public mutating func add(_ k: String, _ v: Bool) {
         key(k)
         text.append(v ? "true" : "false")
     }
 
+    /// Adds a whole number.
     public mutating func add(_ k: String, _ v: Int64) {
         key(k)
         text.append(String(v))
     }
 
+    /// Adds an object of strings, its keys sorted (equal maps give equal text).
     public mutating func add(_ k: String, _ v: [String: String]) {
         key(k)
         text.append("{")
@@ -337,6 +356,7 @@ public struct JSONWriter: Sendable {
         text.append("}")
     }
 
+    /// Adds an array of strings, in order.
     public mutating func add(_ k: String, _ v: [String]) {
         key(k)
         text.append("[")
@@ -356,6 +376,8 @@ public struct JSONWriter: Sendable {
     /// The finished object.
     public func finish() -> String { text + "}" }
 
+    /// Appends `s` as a JSON string literal: `"` and `\` escaped, control characters as `\n`, `\r`, `\t` or
+    /// `\u00XX`, everything else as it is.
     public static func appendString(_ s: String, to out: inout String) {
         out.append("\"")
         for u in s.unicodeScalars {

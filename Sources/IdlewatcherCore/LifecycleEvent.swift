@@ -25,6 +25,7 @@ public struct LifecycleEvent: Sendable, Hashable {
     /// The health the event reports (a `health_status` event), or nil.
     public var health: Health?
 
+    /// An event; `name`, `ref`, `previousID`, `labels` and `health` are nil and `attributes` empty unless given.
     public init(
         id: String, name: String? = nil, ref: String? = nil, kind: Kind, action: String, status: ContainerStatus?,
         time: Timestamp, attributes: [String: String] = [:], previousID: String? = nil,
@@ -47,6 +48,8 @@ public struct LifecycleEvent: Sendable, Hashable {
 extension LifecycleEvent {
     /// The kinds of lifecycle event, whatever the runtime calls them.
     public enum Kind: Sendable, Hashable {
+        /// Created, started, restarted, paused, unpaused, sent a signal (`killed`: the status need not change),
+        /// stopped, exited (`died`), removed (`destroyed`), out of memory (`oom`).
         case created, started, restarted, paused, unpaused, killed, stopped, died, destroyed, oom
         /// The container has a new id (`previousID` holds the old one).
         case renamed

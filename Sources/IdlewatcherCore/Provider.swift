@@ -10,8 +10,11 @@ public protocol Provider: Sendable {
     /// The container's id in topics, with the endpoint's `id_prefix`.
     var id: String { get }
 
+    /// Starts the container.
     func start() async throws
+    /// Freezes the container (Proxmox: suspends the CT).
     func pause() async throws
+    /// Thaws a paused container (Proxmox: resumes the CT).
     func unpause() async throws
     /// Stops the container: `signal` (nil: the runtime's default) then, after `timeout`
     /// (nil: the runtime's default), a hard kill.
@@ -35,6 +38,7 @@ public struct ContainerInfo: Sendable, Hashable {
     public var name: String
     /// The runtime's own handle (Docker: full container id; Proxmox: `<node>/<vmid>`).
     public var ref: String
+    /// Its live status at the listing.
     public var status: ContainerStatus
     /// Docker labels (Proxmox: none); the bridge reads `idlewatcher.*` from them.
     public var labels: [String: String]
@@ -44,6 +48,7 @@ public struct ContainerInfo: Sendable, Hashable {
     /// What the container runs on, for people: the image (Docker) or the node (Proxmox).
     public var model: String?
 
+    /// A listed container; without labels or model, and with health `none`, unless given.
     public init(
         id: String, name: String, ref: String, status: ContainerStatus, labels: [String: String] = [:],
         model: String? = nil, health: Health? = Health.none

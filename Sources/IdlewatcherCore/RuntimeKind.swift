@@ -8,10 +8,14 @@ public struct RuntimeKind: RawRepresentable, Sendable, Hashable, Comparable, Cus
     /// The topic segment: lower-case letters, digits and `_`; never `bridge` (taken by bridge states).
     public let rawValue: String
 
+    /// The kind with this topic segment (not checked).
     public init(rawValue: String) { self.rawValue = rawValue }
+    /// The kind with this topic segment (not checked): how a runtime module declares its own.
     public init(_ rawValue: String) { self.rawValue = rawValue }
 
+    /// The topic segment.
     public var description: String { rawValue }
+    /// By topic segment, so that listings and logs come in a stable order.
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
@@ -28,15 +32,20 @@ public struct RuntimeDescription: Sendable, Hashable {
     public var timeoutActions: Set<Action>
     /// The device shown for a container (Home Assistant): manufacturer and icon.
     public var manufacturer: String
+    /// The icon Home Assistant shows (`mdi:docker`).
     public var icon: String
     /// How a container's ``ContainerInfo/model`` (image, node) reads on its device:
     /// `noun + before + model + after`, e.g. "Docker container (nginx:1.27)", "LXC container on pve1".
     public var containerNoun: String
+    /// What goes between the noun and the model: ` (`, ` on `.
     public var modelBefore: String
+    /// What follows the model: `)`, or nothing.
     public var modelAfter: String
     /// How often a command that waits for readiness reads it.
     public var readinessInterval: Duration
 
+    /// A description; by default `timeout` applies to stop and restart, the manufacturer is the display
+    /// name, and readiness is read every 250 ms.
     public init(
         kind: RuntimeKind, displayName: String, signalActions: Set<Action>, timeoutActions: Set<Action> = [.stop, .restart],
         manufacturer: String? = nil, icon: String = "mdi:server", containerNoun: String = "container",

@@ -6,8 +6,10 @@ import Synchronization
 ///
 /// Written once here so that no runtime carries its own reconnect loop.
 public struct RuntimeWatch: Sendable {
+    /// The endpoint it follows.
     public let runtime: any ContainerRuntime
 
+    /// A watch of `runtime`; nothing runs until ``run(_:)``.
     public init(_ runtime: any ContainerRuntime) { self.runtime = runtime }
 
     /// Runs until the calling task is cancelled.

@@ -3,6 +3,7 @@ public struct Signal: Sendable, Hashable, CustomStringConvertible {
     /// The signal number (1–64).
     public let number: Int32
 
+    /// The signal with this number; nil outside 1–64.
     public init?(number: Int) {
         guard (1...64).contains(number) else { return nil }
         self.number = Int32(number)
@@ -27,11 +28,16 @@ public struct Signal: Sendable, Hashable, CustomStringConvertible {
         return "SIG\(number)"
     }
 
+    /// ``name``.
     public var description: String { name }
 
+    /// `SIGHUP` (1).
     public static let hup = Signal(number: 1)!
+    /// `SIGINT` (2).
     public static let interrupt = Signal(number: 2)!
+    /// `SIGKILL` (9): cannot be caught.
     public static let kill = Signal(number: 9)!
+    /// `SIGTERM` (15).
     public static let term = Signal(number: 15)!
 
     // Linux numbering (the runtimes this bridge drives are Linux).

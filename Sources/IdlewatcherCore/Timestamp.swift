@@ -12,8 +12,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Nanoseconds since 1970-01-01T00:00:00Z.
     public var nanoseconds: Int64
 
+    /// `nanoseconds` after the epoch (Docker's `timeNano`).
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
+    /// `seconds` after the epoch, on the whole second.
     public init(seconds: Int64) { self.nanoseconds = seconds * 1_000_000_000 }
 
     /// The current wall-clock time.
@@ -23,6 +25,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         return Timestamp(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
     }
 
+    /// Earlier first.
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.nanoseconds < b.nanoseconds }
 
     /// Whole seconds since the epoch (rounded down).
@@ -56,6 +59,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         return out
     }
 
+    /// ``rfc3339``.
     public var description: String { rfc3339 }
 
     /// Parses RFC 3339 as this bridge writes it and as people do: `2026-12-02T10:00:00Z`,

@@ -25,12 +25,16 @@ extension EngineFlavor {
 /// Podman's API service: the `podman:` section, with the same keys as `docker:` and the
 /// default URL `unix:///run/podman/podman.sock` (a root Podman service).
 public enum PodmanModule: RuntimeModule {
+    /// Podman's description (``EngineFlavor/podman``).
     public static let description = EngineFlavor.podman.description
+    /// `podman:`, one entry per Podman service.
     public static let section = "podman"
+    /// Counted as "Podman endpoint(s)" by `check-config`, when there is an entry.
     public static let countNoun = "Podman endpoint(s)"
     /// The default socket of a root Podman service.
     public static let defaultURL = "unix:///run/podman/podman.sock"
 
+    /// Reads one `podman:` entry: the keys of a `docker:` entry, with ``defaultURL`` when `url` is not given.
     public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
         // The bridge never runs inside a Podman container it drives through this API: no own-container guard.
         EngineSection.endpoint(node, path: path, reader: &reader, flavor: .podman, defaultURL: defaultURL, ownContainer: nil)

@@ -3,6 +3,7 @@ import IdlewatcherCore
 
 /// How to reach and authenticate to one Proxmox VE cluster (one `proxmox:` entry of the config).
 public struct ProxmoxEndpointConfiguration: Sendable {
+    /// How the bridge logs in: an API token, or a user name and password (ticket auth).
     public enum Credentials: Sendable {
         /// `PVEAPIToken=<tokenID>=<secret>`; tokenID is `user@realm!name`.
         case token(id: String, secret: String)
@@ -12,6 +13,7 @@ public struct ProxmoxEndpointConfiguration: Sendable {
 
     /// `https://pve1.lan:8006` (or `http://` for a test simulator).
     public var url: String
+    /// The token or password to log in with; never logged.
     public var credentials: Credentials
     /// PEM of the cluster's CA (`/etc/pve/pve-root-ca.pem`); nil: the system's trust store.
     public var caFile: String?
@@ -23,6 +25,7 @@ public struct ProxmoxEndpointConfiguration: Sendable {
     public var vmids: [Int]
     /// How often `/cluster/resources` is read.
     public var pollInterval: Duration
+    /// Put before every vmid to make the id in topics (`pve1-` gives `pve1-105`); "" for none.
     public var idPrefix: String
     /// The deadline of one API request.
     public var requestTimeout: Duration
@@ -33,6 +36,7 @@ public struct ProxmoxEndpointConfiguration: Sendable {
     /// Ticket auth: how old a ticket may get before it is renewed (Proxmox tickets live 2 h).
     public var ticketRenewal: Duration
 
+    /// A cluster; by default every LXC of every node, polled every 2 s, with the certificate verified.
     public init(
         url: String, credentials: Credentials, caFile: String? = nil, insecureSkipVerify: Bool = false,
         nodes: [String] = [], vmids: [Int] = [], pollInterval: Duration = .seconds(2), idPrefix: String = "",

@@ -5,11 +5,17 @@ import YAML
 
 /// Proxmox VE: the `proxmox:` section (one entry per cluster).
 public enum ProxmoxModule: RuntimeModule {
+    /// Proxmox VE's description (``ProxmoxRuntime/description``).
     public static let description = ProxmoxRuntime.description
+    /// `proxmox:`, one entry per cluster.
     public static let section = "proxmox"
+    /// Counted as "Proxmox cluster(s)" by `check-config`.
     public static let countNoun = "Proxmox cluster(s)"
+    /// Counted even without an entry ("0 Proxmox cluster(s)"): scripts may read that line.
     public static let countedWhenAbsent = true
 
+    /// Reads one `proxmox:` entry: URL, credentials (from files or the environment), TLS, nodes, vmids,
+    /// intervals. Nil without a URL or credentials; warns at start when certificate verification is off.
     public static func endpoint(_ node: YAMLNode, path: String, reader: inout ConfigReader) -> RuntimeEndpoint? {
         guard let c = configuration(node, path: path, reader: &reader) else { return nil }
         var warnings: [String] = []

@@ -11,10 +11,15 @@ public final class ProxmoxRuntime: ContainerRuntime {
     public static let description = RuntimeDescription(
         kind: .proxmox, displayName: "Proxmox", signalActions: [], manufacturer: "Proxmox VE", icon: "mdi:server",
         containerNoun: "LXC container", modelBefore: " on ", modelAfter: "", readinessInterval: .seconds(1))
+    /// ``description``: the same for every cluster.
     public var runtime: RuntimeDescription { Self.description }
+    /// From the poll interval (at most 1 s), doubling up to 30 s.
     public var reconnectBackoff: Backoff { Backoff(initial: min(configuration.pollInterval, .seconds(1)), maximum: .seconds(30)) }
+    /// The cluster's configuration, as given.
     public let configuration: ProxmoxEndpointConfiguration
+    /// The cluster's URL as configured.
     public var endpoint: String { configuration.url }
+    /// The configured `id_prefix`, or "".
     public var idPrefix: String { configuration.idPrefix }
     let api: ProxmoxAPI
     let logger: Logger
@@ -45,6 +50,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
         var sequence: UInt64
     }
 
+    /// A runtime for one cluster. Throws `bad_request` if the URL is unusable; no I/O: it logs in with
+    /// the first request.
     public init(configuration: ProxmoxEndpointConfiguration, logger: Logger) throws {
         self.configuration = configuration
         var logger = logger
@@ -117,6 +124,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
         }
     }
 
+    /// The exposed CTs of one `/cluster/resources` read, with their statuses: `paused` for suspended
+    /// CTs (from the task list), `error` on a node that is offline.
     public func containers() async throws -> [ContainerInfo] {
         let hintsSeen = shared.withLock { $0.hintSequence }
         let guests = try await exposedGuests()
@@ -132,12 +141,15 @@ public final class ProxmoxRuntime: ContainerRuntime {
         }
     }
 
+    /// The CT whose vmid is `id` without the prefix; no I/O. An id that is not a vmid gives a provider
+    /// whose operations throw `not_found`.
     public func provider(for id: String) -> any Provider {
         let rest = id.hasPrefix(configuration.idPrefix) ? String(id.dropFirst(configuration.idPrefix.count)) : id
         let vmid = rest.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } ? Int(rest) : nil
         return ProxmoxContainer(id: id, vmid: vmid, runtime: self)
     }
 
+    /// Fails the requests in flight and stops the HTTP client.
     public func close() async { api.http.shutdown() }
 
     // MARK: where CTs live, what operations confirmed
@@ -344,6 +356,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
 }
 
 extension ProxmoxRuntime {
+    /// Logs the loss as a warning the first time, each failed retry at debug level.
     public func connectionLost(_ error: BridgeError, first: Bool) {
         if first {
             logger.warning("lost Proxmox at \(configuration.url): \(error.message); retrying with backoff")
