@@ -87,7 +87,7 @@ public final class IdlePolicy: BridgeExtension {
         case "idle" where m.retain && context.owns(runtime, id):
             await book.retainedIdleState(ref, payload: m.payload, now: .now())
         case "reply":
-            await waker.sawReply(m)
+            waker.sawReply(m)
         default:
             break
         }
