@@ -14,6 +14,8 @@ struct ClusterGuest: Sendable, Hashable {
     var template: Bool
     /// Bytes received and sent by the guest (pvestatd's counters), when listed.
     var netBytes: UInt64?
+    /// Whether the listing named it (a guest pvestatd has not reported yet has no name there).
+    var named = true
 
     init(vmid: Int, type: String = "lxc", node: String, name: String, status: String, template: Bool = false) {
         self.vmid = vmid
@@ -30,6 +32,7 @@ struct ClusterGuest: Sendable, Hashable {
         self.type = json["type"]?.string ?? ""
         self.node = node
         self.name = json["name"]?.string ?? "CT\(vmid)"
+        self.named = json["name"]?.string != nil
         self.status = json["status"]?.string ?? "unknown"
         self.template = (json["template"]?.int64 ?? 0) == 1 || json["template"]?.bool == true
         if let i = json["netin"]?.int64, let o = json["netout"]?.int64, i >= 0, o >= 0 {

@@ -80,6 +80,12 @@ extension ProxmoxAPI {
 
     /// `status/current` of one CT: `running` or `stopped`.
     func currentStatus(node: String, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> String {
+        try await currentState(node: node, vmid: vmid, metadata: metadata).status
+    }
+
+    /// `status/current` of one CT: its status and, where it says, its name (a CT too new for
+    /// `/cluster/resources` to name has one here).
+    func currentState(node: String, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> (status: String, name: String?) {
         let data = try await self.data(
             "GET", Self.ctPath(node: node, vmid: vmid) + "/status/current",
             doing: "read the status of CT \(vmid) on node \(node)",
@@ -87,7 +93,7 @@ extension ProxmoxAPI {
         guard let status = data["status"]?.string else {
             throw BridgeError(.runtimeError, "Proxmox at \(url) sent an unreadable status for CT \(vmid)")
         }
-        return status
+        return (status, data["name"]?.string)
     }
 
     static func ctPath(node: String, vmid: Int) -> String {

@@ -49,7 +49,11 @@ struct ProxmoxPoller: Sendable {
 
     /// Nodes whose guests read `unknown`: Proxmox cannot tell their status (node offline).
     static func offlineNodes(in guests: [ClusterGuest]) -> Set<String> {
-        Set(guests.filter { $0.status == "unknown" }.map(\.node))
+        // A node is offline when none of its guests has data. One guest without data beside
+        // others with it is new (pvestatd has not reported it yet), not a node gone away.
+        var unknown: [String: Bool] = [:]
+        for g in guests { unknown[g.node] = (unknown[g.node] ?? true) && g.status == "unknown" }
+        return Set(unknown.filter(\.value).keys)
     }
 
     /// Whether this read must be answered with a resync rather than events: the first read,

@@ -29,6 +29,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
     private struct Shared {
         /// vmid → node, for every exposed CT of the last listing (providers address CTs by node).
         var locations: [Int: String] = [:]
+        /// Names read from status/current for guests the listing did not name yet.
+        var currentNames: [Int: String] = [:]
         /// Network byte counters of the running guests of the last read.
         var netBytes: [Int: UInt64] = [:]
         /// CTs known to be suspended: the task list that says so may have scrolled away.
@@ -105,10 +107,20 @@ public final class ProxmoxRuntime: ContainerRuntime {
                     "cannot read /cluster/tasks, paused CTs are told from memory: \(BridgeError.wrapping(error).message)")
             }
         }
+        // A guest without data on a node that answers is too new for pvestatd: one status/current
+        // read tells what it is (an offline node's guests stay `error`).
+        let offline = ProxmoxPoller.offlineNodes(in: guests)
+        var fresh: [Int: String] = [:]
+        for g in guests where g.status == "unknown" && !offline.contains(g.node) {
+            if let current = try? await api.currentState(node: g.node, vmid: g.vmid) {
+                fresh[g.vmid] = current.status
+                if !g.named, let name = current.name { shared.withLock { $0.currentNames[g.vmid] = name } }
+            }
+        }
         return shared.withLock { s in
             var out: [Int: ContainerStatus] = [:]
             for g in guests {
-                switch g.status {
+                switch fresh[g.vmid] ?? g.status {
                 case "running":
                     s.suspended.remove(g.vmid)
                     out[g.vmid] = .running
@@ -134,10 +146,11 @@ public final class ProxmoxRuntime: ContainerRuntime {
             s.listingSequence += 1
             s.listing = Listing(guests: guests, statuses: statuses, hintsSeen: hintsSeen, sequence: s.listingSequence)
         }
+        let names = shared.withLock { $0.currentNames }
         return guests.map {
             ContainerInfo(
-                id: configuration.idPrefix + String($0.vmid), name: $0.name, ref: $0.ref, status: statuses[$0.vmid] ?? .error,
-                model: $0.node)
+                id: configuration.idPrefix + String($0.vmid), name: $0.named ? $0.name : names[$0.vmid] ?? $0.name, ref: $0.ref,
+                status: statuses[$0.vmid] ?? .error, model: $0.node)
         }
     }
 
@@ -261,8 +274,11 @@ public final class ProxmoxRuntime: ContainerRuntime {
     private func apply(_ change: ProxmoxPoller.Change, to poller: inout ProxmoxPoller) async -> [LifecycleEvent] {
         let seen = Timestamp.now()
         switch change {
-        case .created(let g):
+        case .created(var g):
             guard let status = await confirmedStatus(of: g, previous: nil) else { return [] }
+            // Listed before pvestatd reported it (`status: unknown`, no name): the status and
+            // name come from status/current, read just now.
+            if !g.named, let name = shared.withLock({ $0.currentNames.removeValue(forKey: g.vmid) }) { g.name = name }
             poller.record(g, status: status)
             logger.info("CT \(g.vmid) (\(g.name)) appeared on node \(g.node)", metadata: ["vmid": "\(g.vmid)"])
             return [event(g, kind: .created, status: status, time: seen)]
@@ -310,7 +326,9 @@ public final class ProxmoxRuntime: ContainerRuntime {
     private func confirmedStatus(of g: ClusterGuest, previous: ContainerStatus?) async -> ContainerStatus? {
         let metadata: Logger.Metadata = ["vmid": "\(g.vmid)"]
         do {
-            switch try await api.currentStatus(node: g.node, vmid: g.vmid, metadata: metadata) {
+            let current = try await api.currentState(node: g.node, vmid: g.vmid, metadata: metadata)
+            if !g.named, let name = current.name { shared.withLock { $0.currentNames[g.vmid] = name } }
+            switch current.status {
             case "running":
                 shared.withLock { _ = $0.suspended.remove(g.vmid) }
                 return .running
