@@ -67,8 +67,15 @@ class Docker:
         return r.status, raw
 
     # conveniences
-    def create(self, name, labels, image, cmd):
+    def create(self, name, labels, image, cmd, init=False, healthcheck=None):
+        """`init`: Docker's init as PID 1 (`--init`), so that SIGTERM ends a plain `sleep` at once.
+        `healthcheck`: (shell command, interval in seconds) as `--health-cmd`/`--health-interval`."""
         body = {"Image": image, "Cmd": cmd, "Labels": labels, "HostConfig": {"NetworkMode": "none"}}
+        if init:
+            body["HostConfig"]["Init"] = True
+        if healthcheck:
+            test, interval = healthcheck
+            body["Healthcheck"] = {"Test": ["CMD-SHELL", test], "Interval": int(interval * 1e9)}
         return self.request("POST", "/containers/create?name=" + urllib.parse.quote(name), body)[1]
 
     def start(self, name):
@@ -82,6 +89,9 @@ class Docker:
 
     def stop(self, name, t=0):
         self.request("POST", f"/containers/{name}/stop?t={t}")
+
+    def kill(self, name):
+        self.request("POST", f"/containers/{name}/kill", ok=(204, 404, 409))
 
     def remove(self, name):
         self.request("DELETE", f"/containers/{name}?force=1&v=1", ok=(204, 404))
@@ -150,3 +160,89 @@ def follow_events(out_path, stop_flag_path=None, path=DOCKER_SOCKET):
             if line.strip():
                 out.write('{"t":%d,"e":%s}\n' % (t, line.decode()))
     out.flush()
+
+
+def counting_proxy(listen_path, out_path, upstream=DOCKER_SOCKET):
+    """A unix-socket proxy in front of the Engine API that writes one JSON line per HTTP request
+    a client sends through it: {"t": receive_ns, "m": method, "p": path}. Bytes are passed on
+    unchanged both ways (keep-alive and the long /events response included); only the client's
+    side is parsed, by request line, headers and Content-Length. Runs until killed (SIGTERM)."""
+    import os
+    import threading
+
+    try:
+        os.unlink(listen_path)
+    except FileNotFoundError:
+        pass
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(listen_path)
+    srv.listen(64)
+    out = open(out_path, "w", buffering=1)
+    lock = threading.Lock()
+    out.write(json.dumps({"ready": time.time_ns()}) + "\n")
+
+    def note(rec):
+        with lock:
+            out.write(json.dumps(rec) + "\n")
+
+    def down(up, client):
+        try:
+            while True:
+                chunk = up.recv(65536)
+                if not chunk:
+                    break
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (client, up):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve(client):
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        up.connect(upstream)
+        threading.Thread(target=down, args=(up, client), daemon=True).start()
+        buf = b""
+        body_left = 0
+        try:
+            while True:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                t = time.time_ns()
+                up.sendall(chunk)
+                buf += chunk
+                while True:
+                    if body_left:
+                        n = min(body_left, len(buf))
+                        buf, body_left = buf[n:], body_left - n
+                        if body_left:
+                            break
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    head, buf = buf[:end].decode("latin-1"), buf[end + 4 :]
+                    lines = head.split("\r\n")
+                    parts = lines[0].split(" ")
+                    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+                    note({"t": t, "m": parts[0], "p": parts[1] if len(parts) > 1 else ""})
+                    if headers.get("transfer-encoding", "").lower() == "chunked":
+                        note({"t": t, "warning": "chunked request body: later requests on this connection not counted"})
+                        body_left, buf = 1 << 62, b""
+                    else:
+                        body_left = int(headers.get("content-length", "0") or 0)
+        except OSError:
+            pass
+        finally:
+            for s in (client, up):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()

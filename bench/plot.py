@@ -9,9 +9,10 @@ import zlib
 
 
 def _cdf(values):
-    v = sorted(values)
-    n = len(v)
-    return v, [(i + 1) / n for i in range(n)]
+    """A missing sample (inf) is left out of the curve but not of n: the curve then ends below 1."""
+    n = len(values)
+    v = sorted(x for x in values if x != float("inf"))
+    return v, [(i + 1) / n for i in range(len(v))]
 
 
 def plot(samples, path):
@@ -39,7 +40,8 @@ def plot(samples, path):
         v = samples.get(key) or []
         if v:
             x, y = _cdf(v)
-            ax.step(x, y, where="post", label=f"{label} (n={len(v)})", color=color)
+            lost = len(v) - len(x)
+            ax.step(x, y, where="post", label=f"{label} (n={len(v)}{f', {lost} never came' if lost else ''})", color=color)
     plain_log_axis(ax)
     ax.set_xlabel("Docker timeNano → received (ms, log scale)")
     ax.set_ylabel("fraction of pause/unpause events")
@@ -58,7 +60,8 @@ def plot(samples, path):
         v = samples.get(key) or []
         if v:
             x, y = _cdf(v)
-            ax.step(x, y, where="post", label=label, color=color, linestyle=ls)
+            lost = len(v) - len(x)
+            ax.step(x, y, where="post", label=label + (f" ({lost} unanswered)" if lost else ""), color=color, linestyle=ls)
     plain_log_axis(ax)
     ax.set_xlabel("command published → reply received (ms, log scale)")
     ax.set_ylabel("fraction of commands")
@@ -96,6 +99,8 @@ def _fallback(samples, path, w=900, h=420):
         if not v:
             continue
         xs, ys = _cdf(v)
+        if not xs:
+            continue
         prev = (X(xs[0]), Y(0))
         for xv, yv in zip(xs, ys):
             cur = (X(xv), Y(yv))
