@@ -266,6 +266,9 @@ actor IdleBook {
 
     // MARK: time
 
+    /// No timer, nothing to publish, no lease to renew: the tick can wait longer.
+    var isQuiet: Bool { timers.isEmpty && dirty.isEmpty && heldLeases.isEmpty }
+
     /// Called a few times a second: expired leases, due idle actions, idle states to publish.
     func tick(now: Timestamp) -> Work {
         var work = Work()

@@ -21,6 +21,9 @@ public final class IdlePolicy: BridgeExtension {
     let topics: Topics
     /// How often timers are looked at.
     static let tickInterval = Duration.milliseconds(200)
+    /// How often timers are looked at while no container is idle-managed and nothing waits to
+    /// be published (a change that makes one idle-managed is seen within this).
+    static let quietInterval = Duration.seconds(2)
 
     /// The policy for `configuration`; nothing happens until the bridge runs it.
     public init(configuration: IdleConfiguration, topics: Topics) {
@@ -65,11 +68,16 @@ public final class IdlePolicy: BridgeExtension {
                         }
                     }
                     self.perform(await book.apply(change, now: .now()), book: book, context: context)
+                    // A change may have made a container idle-managed while the tick loop waits
+                    // its quiet interval: look at the timers now (its idle state goes out at once).
+                    self.perform(await book.tick(now: .now()), book: book, context: context)
                 }
             }
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: Self.tickInterval)
+                    // Nothing idle-managed and nothing to publish: look again rarely (an idle bridge
+                    // should not wake up five times a second for nothing).
+                    try? await Task.sleep(for: await book.isQuiet ? Self.quietInterval : Self.tickInterval)
                     self.perform(await book.tick(now: .now()), book: book, context: context)
                 }
             }
