@@ -104,7 +104,7 @@ image: release engine
 ## Benchmarks (docs/performance.md): the release binary against the real dockerd, a mosquitto of
 ## its own and the Proxmox simulator; prints one table, writes bench/results.json,
 ## docs/performance-latency.png and the latest table into docs/performance.md (scratch output:
-## bench/out/). About 12 minutes; BENCH_QUICK=1 shortens the Proxmox run to 1 minute. matplotlib
+## bench/out/). About 27 minutes; BENCH_QUICK=1 shortens the Proxmox run to 1 minute. matplotlib
 ## draws the plot (installed with pip if missing; without it the PNG is drawn unlabelled).
 bench: release test-image
 	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib 2>/dev/null || \
