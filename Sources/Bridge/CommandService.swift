@@ -26,6 +26,9 @@ public final class CommandService: Service, Sendable {
     private let workerRequests: AsyncStream<CommandQueues.Key>
     private let requestWorker: AsyncStream<CommandQueues.Key>.Continuation
 
+    /// How long a command waits for a runtime that is connecting or resyncing (at start, after an outage).
+    static let contactLimit: Duration = .seconds(10)
+
     init(bindings: [RuntimeBinding], registry: Registry, settings: BridgeSettings, logger: Logger) {
         self.bindings = bindings
         self.registry = registry
@@ -86,6 +89,7 @@ public final class CommandService: Service, Sendable {
         guard let i = registry.endpointIndex(for: runtime, id: id) else {
             return refuse(BridgeError(.notFound, "\(runtime)/\(id) is not in this bridge's namespace"), status: nil)
         }
+        await registry.awaitContact(i, within: Self.contactLimit)
         let tracked = await registry.tracked(i, id)
         let knownStatus = tracked?.visible == true ? tracked?.status : nil
         let endpoint = await registry.endpoint(i)
@@ -99,8 +103,10 @@ public final class CommandService: Service, Sendable {
             return refuse(BridgeError(.unavailable, why), status: knownStatus)
         }
         guard let tracked, tracked.visible else {
+            let why = tracked == nil ? await r.whyNotListed(id) : nil
             return refuse(
-                BridgeError(.notFound, "no container '\(id)' is exposed by this bridge on \(r.endpoint)"), status: knownStatus)
+                BridgeError(.notFound, why ?? "no container '\(id)' is exposed by this bridge on \(r.endpoint)"),
+                status: knownStatus)
         }
         if let why = bindings[i].policy.refusal(of: command.action, name: tracked.name, labels: tracked.labels) {
             return refuse(BridgeError(.notAllowed, why), status: knownStatus)

@@ -19,6 +19,8 @@ public struct ContainerSnapshot: Sendable, Hashable {
     /// What it runs, for people: the image (Docker, Podman) or the node (Proxmox); see
     /// ``RuntimeDescription/deviceModel(_:)``.
     public var model: String?
+    /// The kind of guest where the runtime has several (Proxmox `lxc`, `qemu`), else nil.
+    public var type: String?
     /// The actions commands may ask for on it.
     public var allowed: Set<Action>
 }

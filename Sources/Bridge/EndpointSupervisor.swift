@@ -26,7 +26,9 @@ public final class EndpointSupervisor: Service, Sendable {
 
     private func handle(_ update: RuntimeUpdate) async {
         switch update {
-        case .event(let e): await registry.apply(index, e)
+        case .event(let e):
+            await registry.markConnecting(index)
+            await registry.apply(index, e)
         case .resync: await resync()
         case .unavailable(let e): await registry.markUnavailable(index, e)
         }
@@ -35,6 +37,7 @@ public final class EndpointSupervisor: Service, Sendable {
     /// Lists the endpoint's containers and publishes every status (and clears the gone ones).
     func resync() async {
         let started = ContinuousClock.now
+        await registry.markConnecting(index)
         do {
             let list = try await runtime.containers()
             await registry.applyListing(index, list, startedAt: started)

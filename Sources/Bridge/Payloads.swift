@@ -2,10 +2,13 @@ import IdlewatcherCore
 
 /// The JSON documents of the contract: event, status and reply.
 enum Payloads {
-    static func event(_ e: LifecycleEvent, runtime: RuntimeKind, status: ContainerStatus, bridge: String) -> [UInt8] {
+    static func event(
+        _ e: LifecycleEvent, runtime: RuntimeKind, type: String?, status: ContainerStatus, bridge: String
+    ) -> [UInt8] {
         var w = JSONWriter()
         w.add("runtime", runtime.rawValue)
         w.add("id", e.id)
+        if let type = e.type ?? type { w.add("type", type) }
         if let name = e.name { w.add("name", name) }
         if let ref = e.ref { w.add("ref", ref) }
         w.add("action", e.action)
@@ -17,13 +20,14 @@ enum Payloads {
     }
 
     static func status(
-        _ status: ContainerStatus, runtime: RuntimeKind, id: String, name: String?, since: Timestamp, updated: Timestamp,
-        health: Health, bridge: String
+        _ status: ContainerStatus, runtime: RuntimeKind, id: String, name: String?, type: String?, since: Timestamp,
+        updated: Timestamp, health: Health, bridge: String
     ) -> [UInt8] {
         var w = JSONWriter()
         w.add("status", status.rawValue)
         w.add("runtime", runtime.rawValue)
         w.add("id", id)
+        if let type { w.add("type", type) }
         if let name { w.add("name", name) }
         w.add("since", since.rfc3339)
         w.add("updated", updated.rfc3339)

@@ -13,6 +13,8 @@ actor Registry {
         var since: Timestamp
         var visible: Bool
         var model: String?
+        /// The kind of guest (Proxmox `lxc`/`qemu`), the status JSON's `type`.
+        var type: String?
         /// `health` of the status JSON; `none` while not running.
         var health: Health = .none
         /// Whether it was ever seen with a healthcheck (a start then reads `starting`).
@@ -24,6 +26,8 @@ actor Registry {
     struct Endpoint: Sendable {
         var available = false
         var listed = false
+        /// Reached but not listed yet: at start, or back after an outage and resyncing.
+        var connecting = true
         var lastError: BridgeError?
         var containers: [String: Tracked] = [:]
     }
@@ -39,6 +43,9 @@ actor Registry {
     private var followers: [AsyncStream<BridgeChange>.Continuation] = []
     /// Label problems already logged, by `<runtime>/<id>`: one warning per container and label.
     private var labelWarnings: [String: Set<String>] = [:]
+    /// Commands waiting for an endpoint to connect or resync (``awaitContact(_:within:)``), in arrival order.
+    private var contactWaiters: [Int: [(ticket: Int, resume: CheckedContinuation<Void, Never>)]] = [:]
+    private var nextTicket = 0
 
     /// - Parameter publish: where events and statuses go (the MQTT client's queue, in order).
     init(bindings: [RuntimeBinding], topics: Topics, publish: @escaping @Sendable (MQTTOutgoingMessage) -> Void, logger: Logger) {
@@ -77,7 +84,7 @@ actor Registry {
         ContainerSnapshot(
             runtime: bindings[i].runtime.runtime, id: id, name: t.name, status: t.status, health: t.health, since: t.since,
             labels: t.labels,
-            model: t.model, allowed: bindings[i].policy.allowedActions(name: t.name, labels: t.labels))
+            model: t.model, type: t.type, allowed: bindings[i].policy.allowedActions(name: t.name, labels: t.labels))
     }
 
     /// Every exposed container.
@@ -113,7 +120,44 @@ actor Registry {
 
     func markUnavailable(_ i: Int, _ error: BridgeError) {
         endpoints[i].available = false
+        endpoints[i].connecting = false
         endpoints[i].lastError = error
+        resumeContactWaiters(i)
+    }
+
+    /// The endpoint answers again (its first update after an outage, or a resync begins):
+    /// commands wait for the listing rather than read the old error.
+    func markConnecting(_ i: Int) {
+        guard !endpoints[i].available else { return }
+        endpoints[i].connecting = true
+        endpoints[i].lastError = nil
+    }
+
+    /// Returns once endpoint `i` is listed or has failed, at once when it is neither connecting
+    /// nor resyncing, or after `limit`. A command that arrives while the bridge is still
+    /// connecting at start-up (an automation that sends `wake` as soon as the bridge says
+    /// `online`), or while it lists a runtime that just came back, waits for it instead of
+    /// being answered `unavailable` for a runtime that is about to be there.
+    func awaitContact(_ i: Int, within limit: Duration) async {
+        guard endpoints[i].connecting, !endpoints[i].available else { return }
+        let ticket = nextTicket
+        nextTicket += 1
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            contactWaiters[i, default: []].append((ticket, c))
+            Task {
+                try? await Task.sleep(for: limit)
+                self.resumeContactWaiter(i, ticket)
+            }
+        }
+    }
+
+    private func resumeContactWaiter(_ i: Int, _ ticket: Int) {
+        guard let k = contactWaiters[i]?.firstIndex(where: { $0.ticket == ticket }) else { return }
+        contactWaiters[i]!.remove(at: k).resume.resume()
+    }
+
+    private func resumeContactWaiters(_ i: Int) {
+        for w in contactWaiters.removeValue(forKey: i) ?? [] { w.resume.resume() }
     }
 
     /// A fresh listing: publish every visible container's status; clear the ones that are gone.
@@ -133,6 +177,7 @@ actor Registry {
                 old.ref = c.ref
                 old.name = c.name
                 old.model = c.model
+                old.type = c.type
                 if old.changedAt <= startedAt, let h = c.health { old.setHealth(h) }
                 if old.status != .running { old.health = .none }
                 t = old
@@ -140,6 +185,7 @@ actor Registry {
                 t = Tracked(
                     name: c.name, ref: c.ref, labels: c.labels, status: c.status, since: now, visible: false,
                     model: c.model, changedAt: startedAt)
+                t.type = c.type
                 t.setHealth(c.health ?? .none)
             }
             t.visible = policy.isVisible(name: c.name, labels: c.labels)
@@ -154,8 +200,10 @@ actor Registry {
         endpoints[i].containers = next
         endpoints[i].available = true
         endpoints[i].listed = true
+        endpoints[i].connecting = false
         endpoints[i].lastError = nil
         reconcileRetained(kind)
+        resumeContactWaiters(i)
     }
 
     /// One lifecycle event: published as it came, and the retained status when it changed.
@@ -181,6 +229,7 @@ actor Registry {
         if let labels = e.labels { t.labels = labels }
         if let name = e.name { t.name = name }
         if let ref = e.ref { t.ref = ref }
+        if let type = e.type { t.type = type }
         let wasVisible = existing?.visible ?? false
         t.visible = policy.isVisible(name: t.name, labels: t.labels)
         if t.visible, e.labels != nil { checkLabels(kind, e.id, t.labels) }
@@ -205,7 +254,7 @@ actor Registry {
             publish(
                 MQTTOutgoingMessage(
                     topic: topics.event(kind, e.id),
-                    payload: Payloads.event(e, runtime: kind, status: newStatus, bridge: topics.bridgeID)))
+                    payload: Payloads.event(e, runtime: kind, type: t.type, status: newStatus, bridge: topics.bridgeID)))
         }
         if e.kind == .destroyed {
             endpoints[i].containers.removeValue(forKey: e.id)
@@ -275,8 +324,8 @@ actor Registry {
             MQTTOutgoingMessage(
                 topic: topics.status(kind, id),
                 payload: Payloads.status(
-                    t.status, runtime: kind, id: id, name: t.name, since: t.since, updated: updated, health: t.health,
-                    bridge: topics.bridgeID),
+                    t.status, runtime: kind, id: id, name: t.name, type: t.type, since: t.since, updated: updated,
+                    health: t.health, bridge: topics.bridgeID),
                 retain: true, droppable: false))
         if let i = endpointIndex(for: kind, id: id) {
             announce(.status(snapshot(i, id, t)))

@@ -298,7 +298,7 @@ public final class HomeAssistantDiscovery: BridgeExtension {
         device.add("identifiers", [entityBase])
         device.add("name", c.name)
         device.add("manufacturer", c.runtime.manufacturer)
-        device.add("model", c.runtime.deviceModel(c.model))
+        device.add("model", c.runtime.deviceModel(c.model, type: c.type))
         device.add("via_device", bridgeDeviceIdentifier)
         let deviceJSON = device.finish()
 

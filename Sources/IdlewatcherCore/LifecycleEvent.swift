@@ -24,14 +24,17 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var labels: [String: String]?
     /// The health the event reports (a `health_status` event), or nil.
     public var health: Health?
+    /// The kind of guest (``ContainerInfo/type``): Proxmox `lxc` or `qemu`; nil for Docker and Podman.
+    public var type: String?
 
     /// An event; `name`, `ref`, `previousID`, `labels` and `health` are nil and `attributes` empty unless given.
     public init(
         id: String, name: String? = nil, ref: String? = nil, kind: Kind, action: String, status: ContainerStatus?,
         time: Timestamp, attributes: [String: String] = [:], previousID: String? = nil,
-        labels: [String: String]? = nil, health: Health? = nil
+        labels: [String: String]? = nil, health: Health? = nil, type: String? = nil
     ) {
         self.health = health
+        self.type = type
         self.id = id
         self.name = name
         self.ref = ref

@@ -47,13 +47,17 @@ public struct ContainerInfo: Sendable, Hashable {
     public var health: Health?
     /// What the container runs on, for people: the image (Docker) or the node (Proxmox).
     public var model: String?
+    /// The runtime's own kind of guest where it has several (Proxmox: `lxc` or `qemu`), published
+    /// as `type` in the status and event JSON; nil where there is one kind (Docker, Podman).
+    public var type: String?
 
     /// A listed container; without labels or model, and with health `none`, unless given.
     public init(
         id: String, name: String, ref: String, status: ContainerStatus, labels: [String: String] = [:],
-        model: String? = nil, health: Health? = Health.none
+        model: String? = nil, health: Health? = Health.none, type: String? = nil
     ) {
         self.health = health
+        self.type = type
         self.id = id
         self.name = name
         self.ref = ref
@@ -106,9 +110,17 @@ public protocol ContainerRuntime: Sendable {
     func connectionLost(_ error: BridgeError, first: Bool)
     /// Stops the watcher and releases connections.
     func close() async
+    /// Why `id` is not one of the endpoint's listed containers, in words a person can act on
+    /// (`VM 104 is a QEMU VM, and this bridge exposes types [lxc] there`), or nil for the
+    /// bridge's own "not exposed" message. Asked when a command names an unknown id; may ask
+    /// the runtime. By default nil.
+    func whyNotListed(_ id: String) async -> String?
 }
 
 extension ContainerRuntime {
+    /// Nil: the bridge's own message.
+    public func whyNotListed(_ id: String) async -> String? { nil }
+
     /// The topic segment.
     public var kind: RuntimeKind { runtime.kind }
 

@@ -43,14 +43,19 @@ public struct RuntimeDescription: Sendable, Hashable {
     public var modelAfter: String
     /// How often a command that waits for readiness reads it.
     public var readinessInterval: Duration
+    /// The noun for a kind of guest (``ContainerInfo/type``) where a runtime has several:
+    /// Proxmox `lxc` → "LXC container", `qemu` → "QEMU VM". Other types read ``containerNoun``.
+    public var typeNouns: [String: String]
 
     /// A description; by default `timeout` applies to stop and restart, the manufacturer is the display
     /// name, and readiness is read every 250 ms.
     public init(
         kind: RuntimeKind, displayName: String, signalActions: Set<Action>, timeoutActions: Set<Action> = [.stop, .restart],
         manufacturer: String? = nil, icon: String = "mdi:server", containerNoun: String = "container",
-        modelBefore: String = " (", modelAfter: String = ")", readinessInterval: Duration = .milliseconds(250)
+        modelBefore: String = " (", modelAfter: String = ")", readinessInterval: Duration = .milliseconds(250),
+        typeNouns: [String: String] = [:]
     ) {
+        self.typeNouns = typeNouns
         self.readinessInterval = readinessInterval
         self.kind = kind
         self.displayName = displayName
@@ -63,8 +68,8 @@ public struct RuntimeDescription: Sendable, Hashable {
         self.modelAfter = modelAfter
     }
 
-    /// What a container is, for people: "Docker container (nginx:1.27)".
-    public func deviceModel(_ model: String?) -> String {
-        containerNoun + (model.map { modelBefore + $0 + modelAfter } ?? "")
+    /// What a container is, for people: "Docker container (nginx:1.27)", "QEMU VM on pve1".
+    public func deviceModel(_ model: String?, type: String? = nil) -> String {
+        (type.flatMap { typeNouns[$0] } ?? containerNoun) + (model.map { modelBefore + $0 + modelAfter } ?? "")
     }
 }

@@ -4,11 +4,13 @@ import Logging
 
 extension ProxmoxAPI {
     /// Waits for a task by polling its status on the node named in the UPID.
-    /// Returns its exit status if it succeeded; throws `runtime_error` with Proxmox's text if
-    /// it failed, `not_found` if it failed because the CT does not exist, `timeout` past `deadline`.
+    /// Returns its exit status if it succeeded (or failed with a text `tolerating` accepts);
+    /// throws `runtime_error` with Proxmox's text if it failed, `not_found` if it failed
+    /// because the guest does not exist, `timeout` past `deadline`.
     @discardableResult
     func waitForTask(
-        _ upid: UPID, vmid: Int, what: String, deadline: ContinuousClock.Instant, metadata: Logger.Metadata
+        _ upid: UPID, vmid: Int, what: String, deadline: ContinuousClock.Instant, metadata: Logger.Metadata,
+        tolerating: ((String) -> Bool)? = nil
     ) async throws -> String {
         let path = "/nodes/\(FormEncoding.percentEncode(upid.node))/tasks/\(FormEncoding.percentEncode(upid.text))/status"
         var delay = Duration.milliseconds(50)
@@ -16,12 +18,12 @@ extension ProxmoxAPI {
             let data = try await self.data("GET", path, doing: "read the task \(upid)", vmid: vmid, metadata: metadata)
             if data["status"]?.string == "stopped" {
                 let exit = (data["exitstatus"]?.string ?? "").trimmingWhitespace()
-                if ProxmoxTasks.succeeded(exit) {
-                    logger.debug("\(upid.type) of CT \(vmid) ended: \(exit)", metadata: metadata)
+                if ProxmoxTasks.succeeded(exit) || tolerating?(exit) == true {
+                    logger.debug("\(upid.type) of guest \(vmid) ended: \(exit)", metadata: metadata)
                     return exit
                 }
                 if ProxmoxReply.isMissingConfiguration(exit) {
-                    throw BridgeError(.notFound, "no CT \(vmid) on Proxmox at \(url) (\(exit))")
+                    throw BridgeError(.notFound, "no guest \(vmid) on Proxmox at \(url) (\(exit))")
                 }
                 throw BridgeError(
                     .runtimeError, "\(what) failed: the \(upid.type) task said: \(exit.isEmpty ? "unknown error" : exit)")
@@ -36,11 +38,11 @@ extension ProxmoxAPI {
         }
     }
 
-    /// The recent tasks of one CT on its node (running ones too).
+    /// The recent tasks of one guest on its node (running ones too).
     func tasks(of vmid: Int, node: String, metadata: Logger.Metadata = [:]) async throws -> [TaskRecord] {
         let data = try await self.data(
             "GET", "/nodes/\(FormEncoding.percentEncode(node))/tasks?vmid=\(vmid)&source=all&limit=50",
-            doing: "list the tasks of CT \(vmid)", metadata: metadata)
+            doing: "list the tasks of guest \(vmid)", metadata: metadata)
         return (data.array ?? []).compactMap(TaskRecord.init(json:))
     }
 

@@ -78,22 +78,29 @@ extension ProxmoxAPI {
         return list.compactMap(ClusterGuest.init(json:))
     }
 
-    /// `status/current` of one CT: `running` or `stopped`.
-    func currentStatus(node: String, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> String {
-        try await currentState(node: node, vmid: vmid, metadata: metadata).status
+    /// `status/current` of one guest: `running`, `stopped`, or (a VM) `paused`.
+    func currentStatus(_ at: GuestLocation, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> String {
+        try await currentState(at, vmid: vmid, metadata: metadata).status
     }
 
-    /// `status/current` of one CT: its status and, where it says, its name (a CT too new for
-    /// `/cluster/resources` to name has one here).
-    func currentState(node: String, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> (status: String, name: String?) {
+    /// `status/current` of one guest: its status, its name where it says (a guest too new
+    /// for `/cluster/resources` to name has one here), and whether a VM has its agent configured.
+    func currentState(_ at: GuestLocation, vmid: Int, metadata: Logger.Metadata = [:]) async throws -> GuestState {
+        let what = "\(at.type.noun) \(vmid)"
         let data = try await self.data(
-            "GET", Self.ctPath(node: node, vmid: vmid) + "/status/current",
-            doing: "read the status of CT \(vmid) on node \(node)",
+            "GET", Self.guestPath(at, vmid: vmid) + "/status/current", doing: "read the status of \(what) on node \(at.node)",
             vmid: vmid, metadata: metadata)
         guard let status = data["status"]?.string else {
-            throw BridgeError(.runtimeError, "Proxmox at \(url) sent an unreadable status for CT \(vmid)")
+            throw BridgeError(.runtimeError, "Proxmox at \(url) sent an unreadable status for \(what)")
         }
-        return (status, data["name"]?.string)
+        return GuestState(
+            status: GuestState.status(status, qmpstatus: data["qmpstatus"]?.string), name: data["name"]?.string,
+            agent: data["agent"]?.int64 == 1 || data["agent"]?.string == "1")
+    }
+
+    /// `/nodes/{node}/lxc/{vmid}` or `/nodes/{node}/qemu/{vmid}`.
+    static func guestPath(_ at: GuestLocation, vmid: Int) -> String {
+        "/nodes/\(FormEncoding.percentEncode(at.node))/\(at.type.rawValue)/\(vmid)"
     }
 
     static func ctPath(node: String, vmid: Int) -> String {

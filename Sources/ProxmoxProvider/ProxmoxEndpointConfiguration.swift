@@ -21,8 +21,10 @@ public struct ProxmoxEndpointConfiguration: Sendable {
     public var insecureSkipVerify: Bool
     /// Nodes to watch; empty: every node.
     public var nodes: [String]
-    /// CTs to expose; empty: every non-template LXC.
+    /// Guests to expose; empty: every non-template guest of the exposed ``types``.
     public var vmids: [Int]
+    /// The kinds of guest to expose: `[lxc]` by default, `[lxc, qemu]` for VMs too.
+    public var types: Set<GuestType> = [.lxc]
     /// How often `/cluster/resources` is read.
     public var pollInterval: Duration
     /// Put before every vmid to make the id in topics (`pve1-` gives `pve1-105`); "" for none.

@@ -34,7 +34,7 @@ struct ProxmoxFailures: Sendable {
     /// `doing` completes "Proxmox refused to …" ("start CT 105").
     func failure(_ r: ProxmoxReply, doing: String, vmid: Int?) -> BridgeError {
         if r.isMissingConfiguration, let vmid {
-            return BridgeError(.notFound, "no CT \(vmid) on Proxmox at \(url) (\(r.text))")
+            return BridgeError(.notFound, "no guest \(vmid) on Proxmox at \(url) (\(r.text))")
         }
         switch r.status {
         case 301, 302, 307, 308:

@@ -34,8 +34,8 @@ public enum ProxmoxModule: RuntimeModule {
             node, path,
             allowed: [
                 "url", "token_id", "token_secret", "token_secret_file", "username", "password", "password_file", "realm",
-                "ca_file", "insecure_skip_verify", "nodes", "vmids", "poll_interval", "id_prefix", "request_timeout",
-                "task_timeout",
+                "ca_file", "insecure_skip_verify", "nodes", "vmids", "types", "poll_interval", "id_prefix",
+                "request_timeout", "task_timeout",
             ])
         let url = r.string(m["url"], "\(path).url")
         if m["url"] == nil { r.problem("\(path).url", "is required, for example https://pve1.lan:8006") }
@@ -98,6 +98,20 @@ public enum ProxmoxModule: RuntimeModule {
                 r.problem("\(path).vmids", "must be a list of vmids, like [100, 105]")
             }
         }
+        var types: Set<GuestType> = [.lxc]
+        if m["types"] != nil {
+            types = []
+            for (i, t) in r.stringList(m["types"], "\(path).types").enumerated() {
+                if let type = GuestType(rawValue: t.lowercased()) {
+                    types.insert(type)
+                } else {
+                    r.problem("\(path).types[\(i)]", "must be lxc (containers) or qemu (VMs), got '\(t)'")
+                }
+            }
+            if m["types"]?.sequence?.isEmpty == true {
+                r.problem("\(path).types", "must name at least one of lxc and qemu, like [lxc, qemu]")
+            }
+        }
         var poll: Duration = .seconds(2)
         if let d = r.duration(m["poll_interval"], "\(path).poll_interval") {
             if d < .milliseconds(200) { r.problem("\(path).poll_interval", "must be at least 200ms") } else { poll = d }
@@ -114,6 +128,7 @@ public enum ProxmoxModule: RuntimeModule {
             url: url, credentials: credentials, caFile: caFile, insecureSkipVerify: insecure, nodes: nodes, vmids: vmids,
             pollInterval: poll, idPrefix: prefix, requestTimeout: requestTimeout)
         if let taskTimeout { endpoint.taskTimeout = taskTimeout }
+        if !types.isEmpty { endpoint.types = types }
         return endpoint
     }
 }

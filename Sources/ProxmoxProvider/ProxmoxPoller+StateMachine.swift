@@ -10,15 +10,28 @@ import IdlewatcherCore
 /// itself leave hints (the statuses they confirmed, in order), so that their events need no
 /// request and two operations between two reads are still two events.
 struct ProxmoxPoller: Sendable {
-    /// What the poller knows of one CT.
+    /// What the poller knows of one guest.
     struct Known: Sendable, Hashable {
         var node: String
+        var type: String = "lxc"
         var name: String
         /// What `/cluster/resources` said last: `running`, `stopped` or `unknown`.
         var reported: String
         /// The confirmed status.
         var status: ContainerStatus
+        /// The listing's `uptime` when it was recorded.
+        var uptime: Int64? = nil
+        /// Set when the confirmed status disagreed with the listing (pvestatd had not caught up):
+        /// when to confirm again at the latest if the listing never agrees. A change made
+        /// before pvestatd reported the previous one (stopped by a task, started again inside
+        /// the guest) leaves the listing's status as it was: only a fresh report (a new
+        /// `uptime`) or this deadline tells.
+        var staleUntil: ContinuousClock.Instant? = nil
     }
+
+    /// How long a listing may lag behind a confirmed status before the guest is confirmed
+    /// again: pvestatd's period (10 s) and a margin.
+    static let staleWindow: Duration = .seconds(12)
 
     /// What to do about one CT after a read.
     enum Change: Sendable, Hashable {
@@ -26,7 +39,8 @@ struct ProxmoxPoller: Sendable {
         case created(ClusterGuest)
         /// Gone from the listing: `destroy`.
         case destroyed(vmid: Int, Known)
-        /// Its entry changed: confirm with `status/current` (and the task list if it stopped).
+        /// Its entry changed, or a task of it started or ended: confirm with `status/current`
+        /// (and tell a suspended CT from a stopped one by the cluster's task list).
         case confirm(ClusterGuest, previous: Known)
         /// Operations of the bridge changed it, through `statuses` in order (one event each).
         /// `confirm`: the listing does not agree with the last of them (it may be stale, or the
@@ -66,7 +80,8 @@ struct ProxmoxPoller: Sendable {
     mutating func adopt(_ guests: [ClusterGuest], statuses: [Int: ContainerStatus], hintsSeen: UInt64) {
         known = [:]
         for g in guests {
-            known[g.vmid] = Known(node: g.node, name: g.name, reported: g.status, status: statuses[g.vmid] ?? .error)
+            known[g.vmid] = Known(
+                node: g.node, type: g.type, name: g.name, reported: g.status, status: statuses[g.vmid] ?? .error)
         }
         offlineNodes = Self.offlineNodes(in: guests)
         synced = true
@@ -76,9 +91,14 @@ struct ProxmoxPoller: Sendable {
     /// The cluster could not be read: the next successful read is a resync.
     mutating func lost() { synced = false }
 
-    /// What changed since the last read. `hints`: per CT, the statuses that operations of the
-    /// bridge confirmed since then, in order. In vmid order.
-    func changes(_ guests: [ClusterGuest], hints: [Int: [ContainerStatus]]) -> [Change] {
+    /// What changed since the last read. `hints`: per guest, the statuses that operations of the
+    /// bridge confirmed since then, in order. `tasked`: guests with a lifecycle task that
+    /// started or ended since the last read (`/cluster/tasks`), confirmed even where the
+    /// listing (up to pvestatd's period stale) still shows the old status. In vmid order.
+    func changes(
+        _ guests: [ClusterGuest], hints: [Int: [ContainerStatus]], tasked: Set<Int> = [],
+        now: ContinuousClock.Instant = .now
+    ) -> [Change] {
         var out: [(Int, Change)] = []
         var present = Set<Int>()
         for g in guests {
@@ -95,15 +115,25 @@ struct ProxmoxPoller: Sendable {
             }
             if !steps.isEmpty {
                 out.append(
-                    (g.vmid, .operated(g, previous: k, statuses: steps, confirm: !Self.agrees(current, reported: g.status))))
+                    (
+                        g.vmid,
+                        .operated(g, previous: k, statuses: steps, confirm: !Self.agrees(current, reported: g.status, g.type))
+                    ))
+            } else if tasked.contains(g.vmid) {
+                out.append((g.vmid, .confirm(g, previous: k)))
             } else if g.status != k.reported {
                 // A listing that caught up with what the poller knows (a stale one, after an
                 // operation of the bridge) needs no request.
-                if Self.agrees(k.status, reported: g.status) {
+                if Self.agrees(k.status, reported: g.status, g.type) {
                     out.append((g.vmid, .moved(g, previous: k)))
                 } else {
                     out.append((g.vmid, .confirm(g, previous: k)))
                 }
+            } else if let until = k.staleUntil, !Self.agrees(k.status, reported: g.status, g.type),
+                g.uptime != k.uptime || now >= until
+            {
+                // The listing still disagrees, but pvestatd has reported since (or should have).
+                out.append((g.vmid, .confirm(g, previous: k)))
             } else if g.node != k.node || g.name != k.name {
                 out.append((g.vmid, .moved(g, previous: k)))
             }
@@ -116,18 +146,24 @@ struct ProxmoxPoller: Sendable {
 
     /// Remembers a CT after its change was handled.
     /// `unconfirmed`: the status could not be confirmed; the next read looks at it again.
-    mutating func record(_ g: ClusterGuest, status: ContainerStatus, unconfirmed: Bool = false) {
-        known[g.vmid] = Known(node: g.node, name: g.name, reported: unconfirmed ? "" : g.status, status: status)
+    mutating func record(
+        _ g: ClusterGuest, status: ContainerStatus, unconfirmed: Bool = false, now: ContinuousClock.Instant = .now
+    ) {
+        let stale = !unconfirmed && !Self.agrees(status, reported: g.status, g.type)
+        known[g.vmid] = Known(
+            node: g.node, type: g.type, name: g.name, reported: unconfirmed ? "" : g.status, status: status,
+            uptime: g.uptime, staleUntil: stale ? now + Self.staleWindow : nil)
     }
 
     mutating func remove(_ vmid: Int) { known.removeValue(forKey: vmid) }
 
     /// Whether a confirmed status matches what `/cluster/resources` reports (a suspended CT
-    /// reads `stopped`).
-    static func agrees(_ status: ContainerStatus, reported: String) -> Bool {
+    /// reads `stopped`, a paused VM `paused`).
+    static func agrees(_ status: ContainerStatus, reported: String, _ type: String) -> Bool {
         switch status {
         case .running: reported == "running"
-        case .stopped, .paused: reported == "stopped"
+        case .stopped: reported == "stopped"
+        case .paused: type == "qemu" ? ClusterGuest.pausedStates.contains(reported) : reported == "stopped"
         case .error: false
         }
     }

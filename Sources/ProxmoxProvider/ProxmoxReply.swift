@@ -26,8 +26,11 @@ struct ProxmoxReply: Sendable {
     /// `Configuration file 'nodes/pve/lxc/999.conf' does not exist`.
     var isMissingConfiguration: Bool { status == 500 && Self.isMissingConfiguration(text) }
 
+    /// `Configuration file 'nodes/pve/lxc/999.conf' does not exist` (a CT, a VM's GET),
+    /// `unable to find configuration file for VM 999 on node 'pve1'` (a VM's actions).
     static func isMissingConfiguration(_ text: String) -> Bool {
-        text.hasPrefix("Configuration file ") && text.hasSuffix("does not exist")
+        (text.hasPrefix("Configuration file ") && text.hasSuffix("does not exist"))
+            || text.hasPrefix("unable to find configuration file for VM")
     }
 
     init(status: Int, reason: String, body: [UInt8]) {

@@ -9,10 +9,12 @@ enum ProxmoxTasks {
         exitstatus == "OK" || exitstatus.hasPrefix("WARNINGS:")
     }
 
-    /// Task types that change whether an LXC runs, or leave it freshly stopped.
+    /// Task types that change whether a guest runs (or is paused), or leave it freshly stopped.
     static let lifecycleTypes: Set<String> = [
         "vzstart", "vzstop", "vzshutdown", "vzreboot", "vzsuspend", "vzresume", "hastart", "hastop",
         "vzcreate", "vzrestore", "vzmigrate", "vzrollback",
+        "qmstart", "qmstop", "qmshutdown", "qmreboot", "qmpause", "qmsuspend", "qmresume", "qmreset",
+        "qmcreate", "qmrestore", "qmigrate", "qmrollback",
     ]
 
     /// The latest finished lifecycle task of `vmid` among `records`: by end time, then start
@@ -38,5 +40,40 @@ enum ProxmoxTasks {
     static func suspended(_ vmid: Int, in records: [TaskRecord]) -> Bool? {
         guard let t = latestLifecycleTask(of: vmid, in: records) else { return nil }
         return t.type == "vzsuspend" && succeeded(t.exitstatus ?? "")
+    }
+}
+
+/// `/cluster/tasks` between two reads: which guests had a lifecycle task start or end since
+/// the last one. Proxmox rebroadcasts a node's task list when a task starts and when it
+/// ends, so a change made through Proxmox (GUI, API, `pct`/`qm`, HA) shows here well before
+/// `/cluster/resources` (pvestatd, up to its period stale) has it. No I/O.
+struct TaskWatch: Sendable {
+    /// UPID → whether it had ended, at the last read.
+    private var seen: [String: Bool] = [:]
+    private var primed = false
+
+    init() {}
+
+    /// The guests whose lifecycle task is new or has ended since the last read, each with its
+    /// newest such task. The first read only takes note.
+    mutating func news(in records: [TaskRecord]) -> [Int: TaskRecord] {
+        var out: [Int: TaskRecord] = [:]
+        var next: [String: Bool] = [:]
+        for r in records where !r.upid.isEmpty {
+            next[r.upid] = r.finished
+            guard primed, seen[r.upid] != r.finished, ProxmoxTasks.lifecycleTypes.contains(r.type), let vmid = Int(r.id)
+            else { continue }
+            if let o = out[vmid], (o.starttime, o.pstart) > (r.starttime, r.pstart) { continue }
+            out[vmid] = r
+        }
+        seen = next
+        primed = true
+        return out
+    }
+
+    /// Forget everything (after an outage): the next read takes note again.
+    mutating func reset() {
+        seen = [:]
+        primed = false
     }
 }

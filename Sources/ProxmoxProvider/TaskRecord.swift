@@ -15,6 +15,8 @@ struct TaskRecord: Sendable, Hashable {
     var endtime: Int64?
     /// The exit status once finished (`OK`, `WARNINGS: 2`, an error text).
     var exitstatus: String?
+    /// Who started it, as the UPID names them: `root@pam`, `root@pam!bridge` for a token.
+    var user: String = ""
 
     init(
         upid: String = "", node: String = "", type: String, id: String, starttime: Int64, pstart: Int64 = 0,
@@ -38,6 +40,11 @@ struct TaskRecord: Sendable, Hashable {
         self.id = json["id"]?.string ?? ""
         self.starttime = start
         self.pstart = json["pstart"]?.int64 ?? 0
+        if let u = UPID(upid) {
+            self.user = u.user
+        } else if let u = json["user"]?.string {
+            self.user = json["tokenid"]?.string.map { "\(u)!\($0)" } ?? u
+        }
         // Running tasks have no endtime; `status` is "RUNNING" (node list) or absent (cluster list).
         self.endtime = json["endtime"]?.int64
         if let end = endtime, end > 0, let s = json["status"]?.string, s != "RUNNING" {

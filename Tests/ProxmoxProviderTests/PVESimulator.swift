@@ -101,7 +101,8 @@ final class PVESimulator: Sendable {
     func runtime(
         auth: Auth = .token, trust: Bool = true, insecure: Bool = false, nodes: [String] = [], vmids: [Int] = [],
         idPrefix: String = "", pollInterval: Duration = .milliseconds(300), ticketRenewal: Duration = .seconds(3600),
-        taskTimeout: Duration = .seconds(20), requestTimeout: Duration = .seconds(10), logs: LogRecorder? = nil
+        taskTimeout: Duration = .seconds(20), requestTimeout: Duration = .seconds(10), logs: LogRecorder? = nil,
+        types: Set<GuestType> = [.lxc]
     ) throws -> ProxmoxRuntime {
         let credentials: ProxmoxEndpointConfiguration.Credentials
         switch auth {
@@ -110,10 +111,11 @@ final class PVESimulator: Sendable {
         case .ticket: credentials = .password(username: "root", password: Self.password, realm: "pam")
         case .badPassword: credentials = .password(username: Self.user, password: "wrong-\(secret)", realm: nil)
         }
-        let configuration = ProxmoxEndpointConfiguration(
+        var configuration = ProxmoxEndpointConfiguration(
             url: url, credentials: credentials, caFile: trust ? caFile : nil, insecureSkipVerify: insecure, nodes: nodes,
             vmids: vmids, pollInterval: pollInterval, idPrefix: idPrefix, requestTimeout: requestTimeout,
             taskTimeout: taskTimeout, ticketRenewal: ticketRenewal)
+        configuration.types = types
         let recorder = logs ?? LogRecorder()
         var logger = Logger(label: "proxmox-test", factory: { _ in RecordingLogHandler(recorder) })
         logger.logLevel = .debug

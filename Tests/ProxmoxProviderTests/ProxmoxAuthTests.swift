@@ -19,7 +19,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func anExpiredTicketIsRenewedWithoutAFailedOperation() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime(auth: .ticket)
                 let p = runtime.provider(for: "101")
                 #expect(try await p.status() == .running)
@@ -35,7 +35,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aTicketIsRenewedBeforeItExpires() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime(auth: .ticket, ticketRenewal: .milliseconds(200))
                 let p = runtime.provider(for: "101")
                 // Every status read succeeds while the ticket is renewed (with itself) in the background of requests.
@@ -70,7 +70,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aWrongPasswordIsUnavailableAndNeverPrinted() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let logs = LogRecorder()
                 let runtime = try sim.runtime(auth: .badPassword, logs: logs)
                 let e = await expectError(.unavailable) { _ = try await runtime.provider(for: "101").status() }

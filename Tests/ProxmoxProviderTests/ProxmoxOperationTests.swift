@@ -84,7 +84,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func everyOperationWorksOverPlainHTTP() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime()
                 try await exerciseEveryOperation(runtime, sim)
                 await runtime.close()
@@ -102,7 +102,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func listingNamesEveryExposedCTWithItsStatusInTwoRequests() async throws {
-            try await withSimulator(.http, cts: 4, nodes: ["pve1", "pve2"]) { sim in
+            try await withSimulator(.https, cts: 4, nodes: ["pve1", "pve2"]) { sim in
                 try await sim.sim("POST", "/ct", ["vmid": 150, "node": "pve1", "template": true])
                 try await sim.change(101, ["suspended": true])
                 try await sim.change(103, ["status": "stopped"])
@@ -122,7 +122,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func nodesAndVmidsFilterWhatIsExposed() async throws {
-            try await withSimulator(.http, cts: 6, nodes: ["pve1", "pve2"]) { sim in
+            try await withSimulator(.https, cts: 6, nodes: ["pve1", "pve2"]) { sim in
                 let runtime = try sim.runtime(nodes: ["pve2"], vmids: [101, 103, 104])
                 #expect(try await runtime.containers().map(\.id) == ["101", "103"])
                 let e = await expectError(.notFound) { _ = try await runtime.provider(for: "104").status() }
@@ -133,7 +133,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aMissingCTIsNotFound() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.sim("POST", "/ct", ["vmid": 150, "template": true])
                 let runtime = try sim.runtime()
                 for id in ["999", "abc", "150", "-1"] {
@@ -150,7 +150,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aLockedCTFailsWithProxmoxsMessage() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.change(101, ["lock": "backup"])
                 try await sim.change(102, ["lock": "backup", "status": "stopped"])
                 let runtime = try sim.runtime()
@@ -166,7 +166,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aFailingSuspendIsARuntimeErrorAndTheCTKeepsRunning() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.change(101, ["fail_suspend": true])
                 let runtime = try sim.runtime()
                 let p = runtime.provider(for: "101")
@@ -180,7 +180,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aFailingStartPassesProxmoxsTextOn() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.change(101, ["fail_start": true, "status": "stopped"])
                 let runtime = try sim.runtime()
                 let e = await expectError(.runtimeError) { try await runtime.provider(for: "101").start() }
@@ -190,11 +190,12 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aMissingPrivilegeIsARuntimeErrorNamingIt() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let secret = UUID().uuidString.lowercased()
                 try await sim.sim("POST", "/token", ["token": "audit@pve!ro=\(secret)", "privileges": ["VM.Audit"]])
                 let configuration = ProxmoxEndpointConfiguration(
-                    url: sim.url, credentials: .token(id: "audit@pve!ro", secret: secret), pollInterval: .milliseconds(300))
+                    url: sim.url, credentials: .token(id: "audit@pve!ro", secret: secret), caFile: sim.caFile,
+                    pollInterval: .milliseconds(300))
                 let runtime = try ProxmoxRuntime(configuration: configuration, logger: .init(label: "test"))
                 #expect(try await runtime.provider(for: "101").status() == .running)
                 let e = await expectError(.runtimeError) { try await runtime.provider(for: "101").kill(signal: nil) }
@@ -206,7 +207,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aCTThatIgnoresShutdownIsForcedOffAfterTheTimeout() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.change(101, ["ignore_shutdown": true])
                 let runtime = try sim.runtime()
                 let p = runtime.provider(for: "101")
@@ -220,7 +221,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func suspendReadsPausedAndWakeResumesIt() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime()
                 let p = runtime.provider(for: "101")
                 try await p.pause()
@@ -235,7 +236,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func anHAManagedCTIsConfirmedAfterItsHATaskEnds() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 try await sim.change(101, ["ha": true])
                 let runtime = try sim.runtime()
                 let p = runtime.provider(for: "101")
@@ -250,7 +251,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func operationsAlreadyDoneAreNotAnError() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime()
                 let p = runtime.provider(for: "101")
                 // Proxmox's precheck ("CT 101 already running") means the CT is already there.
@@ -275,7 +276,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func anAPISlowerThanTheRequestTimeoutIsATimeoutAndRecovers() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 let runtime = try sim.runtime(requestTimeout: .milliseconds(500))
                 let p = runtime.provider(for: "100")
                 #expect(try await p.status() == .running)
@@ -289,7 +290,7 @@ extension ProxmoxProviderTests {
         }
 
         @Test func aTaskPastTheDeadlineIsATimeout() async throws {
-            try await withSimulator(.http) { sim in
+            try await withSimulator(.https) { sim in
                 // A shutdown from the GUI holds the CT's config lock; our stop task waits for it.
                 try await sim.change(101, ["ignore_shutdown": true])
                 try await sim.sim("POST", "/ct/101/action/shutdown", ["timeout": 3, "forceStop": 1])

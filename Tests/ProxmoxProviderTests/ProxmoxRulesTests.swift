@@ -100,6 +100,36 @@ import Testing
         #expect(poller.changes([a2, b, c], hints: [:]) == [.moved(a2, previous: poller.known[100]!)])
     }
 
+    @Test("a change pvestatd never saw: stopped by a task, started inside before its next report")
+    func aStaleListingIsConfirmedOnItsNextReport() {
+        var vm = ClusterGuest(vmid: 200, type: "qemu", node: "pve1", name: "vm", status: "running")
+        vm.uptime = 500
+        var poller = ProxmoxPoller()
+        let t0 = ContinuousClock.now
+        poller.adopt([vm], statuses: [200: .running], hintsSeen: 0)
+        // A qmshutdown task ended: confirmed stopped while the listing still says running.
+        #expect(poller.changes([vm], hints: [:], tasked: [200], now: t0) == [.confirm(vm, previous: poller.known[200]!)])
+        poller.record(vm, status: .stopped, now: t0)
+        // The same stale report: nothing to ask.
+        #expect(poller.changes([vm], hints: [:], now: t0 + .seconds(3)).isEmpty)
+        // pvestatd reports again, running with a new uptime (started from inside meanwhile): confirm.
+        var fresh = vm
+        fresh.uptime = 2
+        #expect(poller.changes([fresh], hints: [:], now: t0 + .seconds(4)) == [.confirm(fresh, previous: poller.known[200]!)])
+        // Without a new report, the window's end brings a confirmation too, once.
+        #expect(
+            poller.changes([vm], hints: [:], now: t0 + ProxmoxPoller.staleWindow)
+                == [.confirm(vm, previous: poller.known[200]!)])
+        // A VM paused is `paused` in the listing; paused then stopped is a change.
+        var paused = vm
+        paused.status = "paused"
+        poller.record(paused, status: .paused, now: t0)
+        #expect(poller.known[200]?.staleUntil == nil)
+        var stopped = vm
+        stopped.status = "stopped"
+        #expect(poller.changes([stopped], hints: [:], now: t0) == [.confirm(stopped, previous: poller.known[200]!)])
+    }
+
     @Test func aNodeGoingOfflineOrComingBackIsAResync() {
         let a = ClusterGuest(vmid: 100, node: "pve1", name: "a", status: "running")
         var b = ClusterGuest(vmid: 101, node: "pve2", name: "b", status: "running")
