@@ -21,7 +21,7 @@ enum Payloads {
 
     static func status(
         _ status: ContainerStatus, runtime: RuntimeKind, id: String, name: String?, type: String?, since: Timestamp,
-        updated: Timestamp, health: Health, bridge: String
+        updated: Timestamp, health: Health, reachable: Bool = true, bridge: String
     ) -> [UInt8] {
         var w = JSONWriter()
         w.add("status", status.rawValue)
@@ -32,6 +32,7 @@ enum Payloads {
         w.add("since", since.rfc3339)
         w.add("updated", updated.rfc3339)
         w.add("health", health.rawValue)
+        if !reachable { w.add("reachable", false) }
         w.add("bridge", bridge)
         return Array(w.finish().utf8)
     }

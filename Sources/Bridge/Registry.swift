@@ -15,6 +15,8 @@ actor Registry {
         var model: String?
         /// The kind of guest (Proxmox `lxc`/`qemu`), the status JSON's `type`.
         var type: String?
+        /// False while its runtime cannot reach it (its status is the last known one).
+        var reachable = true
         /// `health` of the status JSON; `none` while not running.
         var health: Health = .none
         /// Whether it was ever seen with a healthcheck (a start then reads `starting`).
@@ -178,6 +180,7 @@ actor Registry {
                 old.name = c.name
                 old.model = c.model
                 old.type = c.type
+                old.reachable = c.reachable
                 if old.changedAt <= startedAt, let h = c.health { old.setHealth(h) }
                 if old.status != .running { old.health = .none }
                 t = old
@@ -186,6 +189,7 @@ actor Registry {
                     name: c.name, ref: c.ref, labels: c.labels, status: c.status, since: now, visible: false,
                     model: c.model, changedAt: startedAt)
                 t.type = c.type
+                t.reachable = c.reachable
                 t.setHealth(c.health ?? .none)
             }
             t.visible = policy.isVisible(name: c.name, labels: c.labels)
@@ -325,7 +329,7 @@ actor Registry {
                 topic: topics.status(kind, id),
                 payload: Payloads.status(
                     t.status, runtime: kind, id: id, name: t.name, type: t.type, since: t.since, updated: updated,
-                    health: t.health, bridge: topics.bridgeID),
+                    health: t.health, reachable: t.reachable, bridge: topics.bridgeID),
                 retain: true, droppable: false))
         if let i = endpointIndex(for: kind, id: id) {
             announce(.status(snapshot(i, id, t)))

@@ -50,6 +50,9 @@ public struct ContainerInfo: Sendable, Hashable {
     /// The runtime's own kind of guest where it has several (Proxmox: `lxc` or `qemu`), published
     /// as `type` in the status and event JSON; nil where there is one kind (Docker, Podman).
     public var type: String?
+    /// False while the runtime cannot reach it (a Proxmox node that is offline): `status` is
+    /// then the last one known, and the status JSON says `"reachable":false`.
+    public var reachable: Bool = true
 
     /// A listed container; without labels or model, and with health `none`, unless given.
     public init(

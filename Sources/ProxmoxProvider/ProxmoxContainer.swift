@@ -186,6 +186,12 @@ struct ProxmoxContainer: Provider {
             let reply = try await api.send(
                 "POST", ProxmoxAPI.guestPath(at, vmid: vmid) + "/status/" + action, form: form, metadata: meta)
             var changed = true
+            if reply.status == 500, reply.text.hasSuffix(" not running") || reply.text.hasSuffix(" already running") {
+                // A CT asked for on a node it left (migrated since the last poll) reads "not
+                // running" there, not missing: make sure it is here before believing it
+                // (a missing one throws not_found, and the caller looks it up again).
+                _ = try await api.currentState(at, vmid: vmid, metadata: meta)
+            }
             if reply.ok {
                 guard let text = reply.data?.string, let upid = UPID(text) else {
                     throw BridgeError(

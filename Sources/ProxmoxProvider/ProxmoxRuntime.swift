@@ -39,6 +39,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
         var suspended: Set<Int> = []
         /// When the poller last read `/cluster/tasks` (it keeps ``suspended`` current).
         var tasksReadAt: ContinuousClock.Instant?
+        /// The last status known of each guest: what a guest of a node that went offline keeps.
+        var lastStatus: [Int: ContainerStatus] = [:]
         /// Statuses that operations confirmed, in order, for the poller (the newest few thousand).
         var hints: [(vmid: Int, status: ContainerStatus, sequence: UInt64)] = []
         var hintSequence: UInt64 = 0
@@ -101,8 +103,8 @@ public final class ProxmoxRuntime: ContainerRuntime {
 
     /// The statuses of a listing: as listed (a VM `paused` from its qmpstatus), `paused` for
     /// stopped CTs whose latest lifecycle task is a successful `vzsuspend` (`records`, the
-    /// cluster's task list, read here if not given and some CT reads stopped), `error` where
-    /// Proxmox cannot tell (node offline).
+    /// cluster's task list, read here if not given and some CT reads stopped). A guest of a
+    /// node that is offline keeps the last status known (`error` if none ever was).
     func statuses(of guests: [ClusterGuest], records given: [TaskRecord]? = nil) async -> [Int: ContainerStatus] {
         var records = given
         if records == nil, guests.contains(where: { $0.status == "stopped" && $0.guestType == .lxc }) {
@@ -114,7 +116,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
             }
         }
         // A guest without data on a node that answers is too new for pvestatd: one status/current
-        // read tells what it is (an offline node's guests stay `error`).
+        // read tells what it is (an offline node's guests keep their last status).
         let offline = ProxmoxPoller.offlineNodes(in: guests)
         var fresh: [Int: String] = [:]
         for g in guests where g.status == "unknown" && !offline.contains(g.node) {
@@ -139,10 +141,13 @@ public final class ProxmoxRuntime: ContainerRuntime {
                     out[g.vmid] = suspended ? .paused : .stopped
                 case _ where g.guestType == .qemu && ClusterGuest.pausedStates.contains(reported):
                     out[g.vmid] = .paused
+                case _ where offline.contains(g.node):
+                    out[g.vmid] = s.lastStatus[g.vmid] ?? .error
                 default:
                     out[g.vmid] = .error
                 }
             }
+            for (vmid, status) in out { s.lastStatus[vmid] = status }
             if given != nil || records != nil { s.tasksReadAt = .now }
             return out
         }
@@ -159,10 +164,13 @@ public final class ProxmoxRuntime: ContainerRuntime {
             s.listing = Listing(guests: guests, statuses: statuses, hintsSeen: hintsSeen, sequence: s.listingSequence)
         }
         let names = shared.withLock { $0.currentNames }
+        let offline = ProxmoxPoller.offlineNodes(in: guests)
         return guests.map {
-            ContainerInfo(
+            var c = ContainerInfo(
                 id: configuration.idPrefix + String($0.vmid), name: $0.named ? $0.name : names[$0.vmid] ?? $0.name, ref: $0.ref,
                 status: statuses[$0.vmid] ?? .error, model: $0.node, type: $0.type)
+            c.reachable = !offline.contains($0.node)
+            return c
         }
     }
 
@@ -259,6 +267,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
             s.hints.append((vmid, status, s.hintSequence))
             if s.hints.count > 4096 { s.hints.removeFirst(s.hints.count - 4096) }
             s.locations[vmid] = location
+            s.lastStatus[vmid] = status
             guard location.type == .lxc else { return }
             if status == .paused { s.suspended.insert(vmid) } else { s.suspended.remove(vmid) }
         }
@@ -312,6 +321,9 @@ public final class ProxmoxRuntime: ContainerRuntime {
                 let (hints, sequence) = hints(after: poller.hintsSeen)
                 for change in poller.changes(guests, hints: hints, tasked: Set(news.keys)) {
                     for event in await apply(change, to: &poller, tasks: news, records: records) {
+                        if let vmid = Int(event.attributes["vmid"] ?? ""), let status = event.status {
+                            shared.withLock { $0.lastStatus[vmid] = status }
+                        }
                         await handler(.event(event))
                     }
                 }
@@ -467,7 +479,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
         for node in after.subtracting(before).sorted() {
             let count = guests.filter { $0.node == node }.count
             logger.warning(
-                "node \(node) of Proxmox at \(configuration.url) is offline: the status of its \(count) guests reads error until it is back"
+                "node \(node) of Proxmox at \(configuration.url) is offline: its \(count) guests keep their last status, marked unreachable, and commands for them answer unavailable until it is back"
             )
         }
         for node in before.subtracting(after).sorted() {
