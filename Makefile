@@ -67,10 +67,12 @@ run: build broker engine podman demo
 check-config: build
 	$(BIN) check-config --config $(CONFIG)
 
-## The Proxmox VE simulator the tests use, as a demo cluster: https://127.0.0.1:8006, 5 CTs
-## (tools/pve-simulator/README.md says how to point a bridge at it).
+## The Proxmox VE simulator the tests use, as a demo cluster: https://127.0.0.1:8006, 5 CTs and
+## 3 VMs (one paused), pvestatd's 10 s lag (tools/pve-simulator/README.md says how to point a bridge at it;
+## set `types: [lxc, qemu]` to see the VMs).
 pve-simulator:
-	python3 tools/pve-simulator/pve_simulator.py --port 8006 --cts 5 --ca-out /tmp/pve-simulator-ca.pem
+	python3 tools/pve-simulator/pve_simulator.py --port 8006 --cts 5 --vms 3 --vms-paused 1 --resources-lag 10 \
+	  --ca-out /tmp/pve-simulator-ca.pem
 
 ## Everything: unit tests, the Proxmox simulator's self-check, and the end-to-end tests against
 ## real dockerd and mosquitto. Serial, because some tests restart the broker or dockerd.

@@ -5,6 +5,9 @@ import IdlewatcherCore
 /// From the endpoint's `include`/`exclude`, the `defaults`, and the per-container labels
 /// `idlewatcher.enable`, `idlewatcher.allow` and `idlewatcher.stop_timeout`.
 public struct ExposurePolicy: Sendable, Hashable {
+    /// The longest stop timeout a label may set, as for `defaults.stop_timeout`.
+    static let maxStopTimeout: Duration = .seconds(3600)
+
     /// Container names (without prefix); empty means all.
     public var include: Set<String>
     /// Container names (without prefix) never exposed, whatever `include` says.
@@ -107,6 +110,8 @@ public struct ExposurePolicy: Sendable, Hashable {
         }
         if let v = labels["idlewatcher.stop_timeout"], Duration(parsing: v) == nil {
             out.append("idlewatcher.stop_timeout=\(v): not a duration such as 30s; the default applies")
+        } else if let v = labels["idlewatcher.stop_timeout"], let d = Duration(parsing: v), d > Self.maxStopTimeout {
+            out.append("idlewatcher.stop_timeout=\(v): at most 1h, as defaults.stop_timeout; the default applies")
         }
         if let v = labels["idlewatcher.wake_timeout"], wakeTimeoutLabel(v) == nil {
             out.append("idlewatcher.wake_timeout=\(v): not a duration from 1s to 24h such as 2m; the default applies")
@@ -126,6 +131,7 @@ public struct ExposurePolicy: Sendable, Hashable {
 
     /// `idlewatcher.stop_timeout`, else the default.
     public func stopTimeout(labels: [String: String]) -> Duration {
-        labels["idlewatcher.stop_timeout"].flatMap { Duration(parsing: $0) } ?? stopTimeout
+        labels["idlewatcher.stop_timeout"].flatMap { Duration(parsing: $0) }.flatMap { $0 <= Self.maxStopTimeout ? $0 : nil }
+            ?? stopTimeout
     }
 }

@@ -178,7 +178,7 @@ struct Validator {
         if let q = r.int(m["queue_limit"], "mqtt.queue_limit", range: 1...10_000_000) { out.queueLimit = q }
         if let k = r.duration(m["keepalive"], "mqtt.keepalive") {
             if k < .seconds(5) || k > .seconds(65535) {
-                r.problem("mqtt.keepalive", "must be from 5s to 18h")
+                r.problem("mqtt.keepalive", "must be from 5s to 65535s (MQTT's limit, about 18h)")
             } else {
                 out.keepAlive = k
             }

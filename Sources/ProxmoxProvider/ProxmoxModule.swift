@@ -91,7 +91,7 @@ public enum ProxmoxModule: RuntimeModule {
                     if let v = n.text.flatMap({ Int($0) }), v >= 100, v <= 999_999_999 {
                         vmids.append(v)
                     } else {
-                        r.problem("\(path).vmids[\(i)]", "must be a vmid (a whole number from 100)")
+                        r.problem("\(path).vmids[\(i)]", "must be a vmid (a whole number from 100 to 999999999)")
                     }
                 }
             } else {
@@ -117,7 +117,9 @@ public enum ProxmoxModule: RuntimeModule {
             if d < .milliseconds(200) { r.problem("\(path).poll_interval", "must be at least 200ms") } else { poll = d }
         }
         var requestTimeout: Duration = .seconds(15)
-        if let d = r.duration(m["request_timeout"], "\(path).request_timeout") { requestTimeout = d }
+        if let d = r.duration(m["request_timeout"], "\(path).request_timeout") {
+            if d < .seconds(1) { r.problem("\(path).request_timeout", "must be at least 1s") } else { requestTimeout = d }
+        }
         var taskTimeout: Duration? = nil
         if let d = r.duration(m["task_timeout"], "\(path).task_timeout") {
             if d < .seconds(1) { r.problem("\(path).task_timeout", "must be at least 1s") } else { taskTimeout = d }

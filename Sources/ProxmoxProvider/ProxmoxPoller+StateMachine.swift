@@ -39,7 +39,7 @@ struct ProxmoxPoller: Sendable {
         case created(ClusterGuest)
         /// Gone from the listing: `destroy`.
         case destroyed(vmid: Int, Known)
-        /// Its entry changed, or a task of it started or ended: confirm with `status/current`
+        /// Its entry changed, or a task of it ended: confirm with `status/current`
         /// (and tell a suspended CT from a stopped one by the cluster's task list).
         case confirm(ClusterGuest, previous: Known)
         /// Operations of the bridge changed it, through `statuses` in order (one event each).
@@ -92,8 +92,8 @@ struct ProxmoxPoller: Sendable {
     mutating func lost() { synced = false }
 
     /// What changed since the last read. `hints`: per guest, the statuses that operations of the
-    /// bridge confirmed since then, in order. `tasked`: guests with a lifecycle task that
-    /// started or ended since the last read (`/cluster/tasks`), confirmed even where the
+    /// bridge confirmed since then, in order. `tasked`: guests with a lifecycle task
+    /// that ended since the last read (`/cluster/tasks`), confirmed even where the
     /// listing (up to pvestatd's period stale) still shows the old status. In vmid order.
     func changes(
         _ guests: [ClusterGuest], hints: [Int: [ContainerStatus]], tasked: Set<Int> = [],

@@ -287,7 +287,7 @@ public final class ProxmoxRuntime: ContainerRuntime {
     /// Polls `/cluster/resources` and `/cluster/tasks` once per `poll_interval` until a read of
     /// the resources fails (then throws). The first read, and any read whose set of offline
     /// nodes changed, is a `.resync`. A guest whose listing changed, or that had a lifecycle
-    /// task start or end, is confirmed with one `status/current`; the event names the task's
+    /// task end, is confirmed with one `status/current`; the event names the task's
     /// user and UPID when a task made the change.
     public func follow(_ handler: @escaping @Sendable (RuntimeUpdate) async -> Void) async throws {
         var poller = ProxmoxPoller()

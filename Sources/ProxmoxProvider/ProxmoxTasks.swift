@@ -43,8 +43,8 @@ enum ProxmoxTasks {
     }
 }
 
-/// `/cluster/tasks` between two reads: which guests had a lifecycle task start or end since
-/// the last one. Proxmox rebroadcasts a node's task list when a task starts and when it
+/// `/cluster/tasks` between two reads: which guests had a lifecycle task end since the last
+/// one. Proxmox rebroadcasts a node's task list when a task starts and when it
 /// ends, so a change made through Proxmox (GUI, API, `pct`/`qm`, HA) shows here well before
 /// `/cluster/resources` (pvestatd, up to its period stale) has it. No I/O.
 struct TaskWatch: Sendable {
@@ -54,14 +54,17 @@ struct TaskWatch: Sendable {
 
     init() {}
 
-    /// The guests whose lifecycle task is new or has ended since the last read, each with its
-    /// newest such task. The first read only takes note.
+    /// The guests whose lifecycle task has ended since the last read, each with its newest such
+    /// task. The first read only takes note. A task that is still running is not news: a
+    /// guest's status settles when its task ends (a start ends once the guest runs, a
+    /// shutdown once it is down), so one confirmation per change is enough.
     mutating func news(in records: [TaskRecord]) -> [Int: TaskRecord] {
         var out: [Int: TaskRecord] = [:]
         var next: [String: Bool] = [:]
         for r in records where !r.upid.isEmpty {
             next[r.upid] = r.finished
-            guard primed, seen[r.upid] != r.finished, ProxmoxTasks.lifecycleTypes.contains(r.type), let vmid = Int(r.id)
+            guard primed, r.finished, seen[r.upid] != true, ProxmoxTasks.lifecycleTypes.contains(r.type),
+                let vmid = Int(r.id)
             else { continue }
             if let o = out[vmid], (o.starttime, o.pstart) > (r.starttime, r.pstart) { continue }
             out[vmid] = r

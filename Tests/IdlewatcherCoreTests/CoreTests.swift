@@ -183,6 +183,12 @@ struct ExposurePolicyTests {
         #expect(p.allowedActions(name: "web", labels: ["idlewatcher.allow": "wake, kill ,status"]) == [.wake, .status])
         #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "30s"]) == .seconds(30))
         #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "soon"]) == .seconds(10))
+        // The label has the config key's limit: more than 1h is ignored, with a word why.
+        #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "1h"]) == .seconds(3600))
+        #expect(p.stopTimeout(labels: ["idlewatcher.stop_timeout": "2h"]) == .seconds(10))
+        #expect(
+            ExposurePolicy.labelProblems(["idlewatcher.stop_timeout": "2h"])
+                == ["idlewatcher.stop_timeout=2h: at most 1h, as defaults.stop_timeout; the default applies"])
     }
 }
 
