@@ -1535,7 +1535,8 @@ class Bench:
             else:
                 sim_call("POST", f"/_sim/{kind}/{vmid}", {"status": "stopped" if action == "stop" else "running"})
             done.append((how, str(vmid), action, t_change))
-        time.sleep(max(0, t0 + PVE_SECONDS - time.monotonic()))
+        # Past the window, time for the last change to show: pvestatd's lag, an interval, a margin.
+        time.sleep(max(0, t0 + max(PVE_SECONDS, when[-1] + PVE_LAG + 2 + 3) - time.monotonic()))
         wall = time.monotonic() - t0
         c1 = b.cpu()
         s1 = proc_cpu(sim.pid)
