@@ -15,7 +15,7 @@ BIN          := .build/debug/idlewatcher-bridge
 RELEASE_BIN  := .build/release/idlewatcher-bridge
 VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/IdlewatcherBridge.swift)
 
-.PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman broker demo test-image \
+.PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman rabbitmq broker demo test-image \
         check-config bench format format-check clean install uninstall image
 
 all: build
@@ -33,6 +33,11 @@ engine: deps
 ## localhost/idlewatcher-test/busybox:latest. docs/podman-notes.md has what it answers.
 podman: deps
 	@scripts/ensure-podman.sh
+
+## RabbitMQ with its MQTT plugin on 127.0.0.1:1884 (MQTT 3.1.1): the second broker implementation
+## the tests run against (docs/brokers.md).
+rabbitmq: deps
+	@scripts/ensure-rabbitmq.sh
 
 ## A local mosquitto on 127.0.0.1:1883 for `make run` (the tests start their own brokers).
 broker: deps
@@ -58,8 +63,10 @@ demo: test-image
 build: deps
 	$(SWIFT) build
 
+## The release binary links Swift's runtime statically (--static-swift-stdlib): about 1.3 MiB less
+## RSS than with the runtime's shared libraries, and the image needs none of them (docs/performance.md).
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 run: build broker engine podman demo
 	$(BIN) --config $(CONFIG) --log-level $(LOG_LEVEL)
@@ -79,7 +86,7 @@ pve-simulator:
 ## The deployment tests (Tests/DeploymentTests) run the image from `make image` alone, in compose
 ## and `make install` into a DESTDIR, its unit under systemd; here they must run
 ## (IDLEWATCHER_DEPLOYMENT_TESTS=1), a bare `swift test` skips them without an image.
-test: deps engine podman test-image image
+test: deps engine podman rabbitmq test-image image
 	scripts/check-format.sh
 	python3 tools/pve-simulator/test_pve_simulator.py
 	$(SWIFT) build --build-tests

@@ -54,6 +54,7 @@ public final class Bridge: Service, Sendable {
             subs.append(MQTTSubscription(filter: topics.commandFilter(kind), retainHandling: .doNotSend, retainAsPublished: true))
             subs.append(MQTTSubscription(filter: topics.statusFilter(kind), retainHandling: .send))
         }
+        subs.append(MQTTSubscription(filter: topics.bridgeIndex, retainHandling: .send))
         return subs + extensions.flatMap(\.subscriptions)
     }
 
@@ -97,6 +98,7 @@ public final class Bridge: Service, Sendable {
         for await event in mqtt.connectionEvents {
             guard case .connected = event else { continue }
             for s in supervisors { await s.resyncIfAvailable() }
+            await registry.republishIndex()
             await registry.announce(.brokerConnected)
         }
     }

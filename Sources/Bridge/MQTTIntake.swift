@@ -20,6 +20,11 @@ struct MQTTIntake: Sendable {
     /// Reads messages until the stream ends (or the task is cancelled).
     func serve(_ messages: AsyncStream<MQTTIncomingMessage>) async {
         for await message in messages {
+            if message.topic == topics.bridgeIndex {
+                // Only the retained one (left by an earlier run); the echo of our own is no news.
+                if message.retain { await registry.sawIndex(message.payload) }
+                continue
+            }
             if let (kind, id, leaf) = topics.parse(message.topic) {
                 switch leaf {
                 case "status":

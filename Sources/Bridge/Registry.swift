@@ -43,6 +43,9 @@ actor Registry {
     private var retainedOurs: [RuntimeKind: Set<String>] = [:]
     /// Everyone following ``changes()``.
     private var followers: [AsyncStream<BridgeChange>.Continuation] = []
+    /// The retained index last published (``Topics/bridgeIndex``), and whether one is due.
+    private var publishedIndex: [String]? = nil
+    private var indexDue = false
     /// Label problems already logged, by `<runtime>/<id>`: one warning per container and label.
     private var labelWarnings: [String: Set<String>] = [:]
     /// Commands waiting for an endpoint to connect or resync (``awaitContact(_:within:)``), in arrival order.
@@ -298,6 +301,60 @@ actor Registry {
 
     // MARK: retained statuses on the broker
 
+    /// The retained index of this bridge (left by an earlier run, or this one's echo): every
+    /// status in it is one of ours on the broker, whether or not the broker sent it back.
+    func sawIndex(_ payload: [UInt8]) {
+        guard !payload.isEmpty, let json = try? JSON.parse(payload, maxDepth: 4),
+            json["bridge"]?.string == topics.bridgeID, let entries = json["statuses"]?.array
+        else { return }
+        var touched: Set<RuntimeKind> = []
+        for entry in entries.compactMap(\.string) {
+            let parts = entry.split(separator: "/", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let kind = RuntimeKind(String(parts[0]))
+            if retainedOurs[kind, default: []].insert(String(parts[1])).inserted { touched.insert(kind) }
+        }
+        for kind in touched { reconcileRetained(kind) }
+    }
+
+    /// What the index should say now: the statuses this bridge publishes and those it has not cleared yet.
+    private func currentIndex() -> [String] {
+        var out = Set<String>()
+        for (i, e) in endpoints.enumerated() {
+            let kind = bindings[i].runtime.kind.rawValue
+            for (id, t) in e.containers where t.visible { out.insert("\(kind)/\(id)") }
+        }
+        for (kind, ids) in retainedOurs { for id in ids { out.insert("\(kind.rawValue)/\(id)") } }
+        return out.sorted()
+    }
+
+    /// Publishes the index once things settle (at most once a second), if it changed.
+    private func indexChanged() {
+        guard !indexDue else { return }
+        indexDue = true
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            self.publishIndex()
+        }
+    }
+
+    private func publishIndex() {
+        indexDue = false
+        let index = currentIndex()
+        guard index != publishedIndex else { return }
+        publishedIndex = index
+        var w = JSONWriter()
+        w.add("bridge", topics.bridgeID)
+        w.add("statuses", index)
+        publish(MQTTOutgoingMessage(topic: topics.bridgeIndex, payload: Array(w.finish().utf8), retain: true, droppable: false))
+    }
+
+    /// The broker came back: publish the index again with the statuses.
+    func republishIndex() {
+        publishedIndex = nil
+        indexChanged()
+    }
+
     /// A retained status seen on the broker (empty payload: cleared).
     func sawRetainedStatus(_ kind: RuntimeKind, id: String, payload: [UInt8]) {
         if payload.isEmpty {
@@ -334,10 +391,12 @@ actor Registry {
         if let i = endpointIndex(for: kind, id: id) {
             announce(.status(snapshot(i, id, t)))
         }
+        if publishedIndex?.contains("\(kind.rawValue)/\(id)") != true { indexChanged() }
     }
 
     private func clearStatus(_ kind: RuntimeKind, _ id: String) {
         retainedOurs[kind, default: []].remove(id)
+        indexChanged()
         publish(MQTTOutgoingMessage(topic: topics.status(kind, id), payload: [], retain: true, droppable: false))
     }
 }

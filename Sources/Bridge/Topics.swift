@@ -27,6 +27,11 @@ public struct Topics: Sendable, Hashable {
     public func idle(_ runtime: RuntimeKind, _ id: String) -> String { "\(base)/\(runtime.rawValue)/\(id)/idle" }
     /// `<base>/bridge/<bridge_id>/state`: `online` or `offline`, retained.
     public var bridgeState: String { "\(base)/bridge/\(bridgeID)/state" }
+    /// `<base>/bridge/<bridge_id>/index`: retained, every `<runtime>/<id>` whose status this
+    /// bridge keeps retained. Read back on one exact topic, so that a resync finds the stale
+    /// statuses of an earlier run on brokers that send retained messages only to subscriptions
+    /// without wildcards (RabbitMQ 3.x).
+    public var bridgeIndex: String { "\(base)/bridge/\(bridgeID)/index" }
 
     /// `<base>/<runtime>/+/command`: every command for one runtime.
     public func commandFilter(_ runtime: RuntimeKind) -> String { "\(base)/\(runtime.rawValue)/+/command" }

@@ -81,13 +81,29 @@ public final class MQTTObserver: @unchecked Sendable {
     private let child: ChildProcess
 
     /// - Parameter sessionID: a client id for a persistent session (messages queued while away).
-    public init(broker: MosquittoBroker, topics: [String] = ["#"], v5: Bool = true, sessionID: String? = nil) throws {
-        var args = ["mosquitto_sub", "-p", "\(broker.port)", "-q", "1", "-F", "%r\t%t\t%x\t%D\t%U"]
+    public convenience init(broker: MosquittoBroker, topics: [String] = ["#"], v5: Bool = true, sessionID: String? = nil) throws {
+        try self.init(port: broker.port, topics: topics, v5: v5, sessionID: sessionID)
+    }
+
+    /// An observer of any broker on 127.0.0.1:`port` (another implementation than mosquitto);
+    /// `v5: false` speaks MQTT 3.1.1.
+    public init(port: Int, topics: [String] = ["#"], v5: Bool = true, sessionID: String? = nil) throws {
+        var args = ["mosquitto_sub", "-p", "\(port)", "-q", "1", "-F", "%r\t%t\t%x\t%D\t%U"]
         if let sessionID { args += ["-c", "-i", sessionID] }
-        if v5 { args += ["-V", "mqttv5"] }
+        args += ["-V", v5 ? "mqttv5" : "mqttv311"]
         for t in topics { args += ["-t", t] }
         let dir = try makeTemporaryDirectory("observer")
         child = try ChildProcess(args, log: dir.appendingPathComponent("sub.log"))
+    }
+
+    /// Waits until the subscription is live on a broker at 127.0.0.1:`port`, spoken to with
+    /// `connection` arguments of `mosquitto_pub` (`-V mqttv311`).
+    public func ready(port: Int, connection: [String] = []) async throws {
+        let probe = "iwtest/probe/\(UUID().uuidString.prefix(6))"
+        try await eventually("the observer to subscribe", timeout: .seconds(10)) {
+            try MQTT.publish(connection: ["-p", "\(port)"] + connection, topic: probe, payload: "x")
+            return self.messages.contains { $0.topic == probe }
+        }
     }
 
     /// Waits until the subscription is live (a probe message comes back).
