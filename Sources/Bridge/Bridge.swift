@@ -96,7 +96,10 @@ public final class Bridge: Service, Sendable {
     /// After every (re)connect to the broker: publish every status again, then tell the extensions.
     private func followBroker() async {
         for await event in mqtt.connectionEvents {
-            guard case .connected = event else { continue }
+            guard case .connected = event else {
+                await registry.brokerLost()
+                continue
+            }
             for s in supervisors { await s.resyncIfAvailable() }
             await registry.republishIndex()
             await registry.announce(.brokerConnected)

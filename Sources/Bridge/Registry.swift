@@ -46,6 +46,9 @@ actor Registry {
     /// The retained index last published (``Topics/bridgeIndex``), and whether one is due.
     private var publishedIndex: [String]? = nil
     private var indexDue = false
+    /// False while the broker is away: the index waits for it (it would only take a place
+    /// in the outgoing queue that events need), and goes out when it is back.
+    private var brokerUp = false
     /// Label problems already logged, by `<runtime>/<id>`: one warning per container and label.
     private var labelWarnings: [String: Set<String>] = [:]
     /// Commands waiting for an endpoint to connect or resync (``awaitContact(_:within:)``), in arrival order.
@@ -340,6 +343,7 @@ actor Registry {
 
     private func publishIndex() {
         indexDue = false
+        guard brokerUp else { return }
         let index = currentIndex()
         guard index != publishedIndex else { return }
         publishedIndex = index
@@ -351,9 +355,13 @@ actor Registry {
 
     /// The broker came back: publish the index again with the statuses.
     func republishIndex() {
+        brokerUp = true
         publishedIndex = nil
         indexChanged()
     }
+
+    /// The broker is away (the index waits for it).
+    func brokerLost() { brokerUp = false }
 
     /// A retained status seen on the broker (empty payload: cleared).
     func sawRetainedStatus(_ kind: RuntimeKind, id: String, payload: [UInt8]) {

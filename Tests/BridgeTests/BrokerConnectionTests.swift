@@ -91,6 +91,7 @@ struct BrokerConnectionTests {
         topic write idlewatcher/docker/\(open)/reply
         topic read idlewatcher/+/+/command
         topic write idlewatcher/bridge/+/state
+        topic readwrite idlewatcher/bridge/+/index
         """.write(toFile: acl, atomically: true, encoding: .utf8)
         let passwordFile = dir.appendingPathComponent("bridge-password").path
         try (password + "\n").write(toFile: passwordFile, atomically: true, encoding: .utf8)

@@ -293,8 +293,11 @@ struct FaultTests {
                 #expect(env.observer.messages(on: env.topic(n, "reply")).allSatisfy { $0.json?["ok"] as? Bool == true })
             }
             let rssAfter = try #require(Self.rss(pid))
-            #expect(rssAfter < 64 * 1024, "RSS after the burst: \(rssAfter) KiB")
-            #expect(rssAfter - rssBefore < 16 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
+            print("burst: bridge RSS before \(rssBefore) KiB, after \(rssAfter) KiB")
+            // The debug binary measured 25.2 MiB before and 28.0 MiB after (2026-12-02): a margin that
+            // a leak of a few KiB per command, or a queue that keeps what it answered, would exceed.
+            #expect(rssAfter < 40 * 1024, "RSS after the burst: \(rssAfter) KiB")
+            #expect(rssAfter - rssBefore < 8 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
         }
     }
 

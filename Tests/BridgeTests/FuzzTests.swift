@@ -95,9 +95,10 @@ struct FuzzTests {
             #expect(bridge.child.isRunning)
             let memoryAfter = try #require(ProcessMemory(pid: bridge.child.pid))
             print("fuzz: bridge memory before \(memoryBefore), after \(memoryAfter)")
-            #expect(memoryAfter.peak < 64 * ProcessMemory.mebibyte, "\(memoryAfter)")
+            // The debug binary measured 25.0 MiB before and a 30.8 MiB peak after (2026-12-02).
+            #expect(memoryAfter.peak < 40 * ProcessMemory.mebibyte, "\(memoryAfter)")
             #expect(
-                memoryAfter.resident - memoryBefore.resident < 16 * ProcessMemory.mebibyte,
+                memoryAfter.resident - memoryBefore.resident < 10 * ProcessMemory.mebibyte,
                 "before \(memoryBefore), after \(memoryAfter)")
             await client.stop()
             #expect(await bridge.stop() == 0, "exit status after SIGTERM")
