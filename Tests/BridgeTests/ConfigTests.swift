@@ -70,6 +70,21 @@ struct ConfigTests {
         Case(
             yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    poll_interval: 10ms",
             expected: "proxmox[0].poll_interval: must be at least 200ms"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    request_timeout: 0s",
+            expected: "proxmox[0].request_timeout: must be at least 1s"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    types: [lxc, vm]",
+            expected: "proxmox[0].types[1]: must be lxc (containers) or qemu (VMs), got 'vm'"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    types: []",
+            expected: "proxmox[0].types: must name at least one of lxc and qemu"),
+        Case(
+            yaml: "proxmox:\n  - url: https://pve:8006\n    username: bridge@pve\n    password_file: /p\n    vmids: [99]",
+            expected: "proxmox[0].vmids[0]: must be a vmid (a whole number from 100 to 999999999)"),
+        Case(
+            yaml: "docker: [{url: unix:///x}]\nmqtt:\n  keepalive: 19h",
+            expected: "mqtt.keepalive: must be from 5s to 65535s (MQTT's limit, about 18h)"),
         Case(yaml: "bridge: [1, 2]\ndocker: [{url: unix:///x}]", expected: "bridge: must be a mapping"),
         Case(yaml: "{{{", expected: "not valid YAML"),
         Case(yaml: "bridge:\n  id: x", expected: "docker: no runtime configured"),
