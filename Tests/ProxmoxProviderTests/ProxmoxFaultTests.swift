@@ -10,17 +10,7 @@ extension ProxmoxProviderTests {
         static func withFaultBridge(
             nodes: [String] = ["pve1"], _ body: (ProxmoxBridge) async throws -> Void
         ) async throws {
-            try await withSimulator(.https, cts: 2, nodes: nodes) { sim in
-                let env = try await ProxmoxBridge.start(sim, setup: .httpsTrustedCAWithToken, entry: "task_timeout: 2s")
-                do {
-                    try await body(env)
-                } catch {
-                    print("--- bridge log ---\n\(env.bridge.log.suffix(6000))")
-                    await env.stop()
-                    throw error
-                }
-                await env.stop()
-            }
+            try await withBridge(.httpsTrustedCAWithToken, cts: 2, nodes: nodes, entry: "task_timeout: 2s", body)
         }
 
         func code(_ reply: ObservedMessage) -> String? { (reply.json?["error"] as? [String: Any])?["code"] as? String }

@@ -92,13 +92,16 @@ struct ProxmoxBridge {
     }
 }
 
-/// Runs `body` with the bridge on a fresh simulator; always stops everything.
+/// Runs `body` with the bridge on a fresh simulator (`cts` CTs on `nodes`, `simulator`: more
+/// options for it; `entry`: more keys for the bridge's `proxmox:` entry); always stops everything.
 func withBridge(
-    _ setup: ProxmoxBridge.Setup, badSecret: Bool = false, _ body: (ProxmoxBridge) async throws -> Void
+    _ setup: ProxmoxBridge.Setup, badSecret: Bool = false, cts: Int = 3, nodes: [String] = ["pve1"],
+    simulator: [String] = [], entry: String = "", homeAssistant: Bool = false, _ body: (ProxmoxBridge) async throws -> Void
 ) async throws {
     let transport: PVESimulator.Transport = setup == .plainHTTPWithToken ? .http : .https
-    try await withSimulator(transport) { sim in
-        let env = try await ProxmoxBridge.start(sim, setup: setup, badSecret: badSecret)
+    try await withSimulator(transport, cts: cts, nodes: nodes, extra: simulator) { sim in
+        let env = try await ProxmoxBridge.start(
+            sim, setup: setup, badSecret: badSecret, entry: entry, homeAssistant: homeAssistant)
         do {
             try await body(env)
         } catch {

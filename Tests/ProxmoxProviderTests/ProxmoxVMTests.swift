@@ -17,18 +17,9 @@ extension ProxmoxProviderTests {
         static func withVMBridge(
             types: String? = "types: [lxc, qemu]", homeAssistant: Bool = false, _ body: (ProxmoxBridge) async throws -> Void
         ) async throws {
-            try await withSimulator(.https, cts: 1, extra: Self.cluster) { sim in
-                let env = try await ProxmoxBridge.start(
-                    sim, setup: .httpsTrustedCAWithToken, entry: types ?? "", homeAssistant: homeAssistant)
-                do {
-                    try await body(env)
-                } catch {
-                    print("--- bridge log ---\n\(env.bridge.log.suffix(6000))")
-                    await env.stop()
-                    throw error
-                }
-                await env.stop()
-            }
+            try await withBridge(
+                .httpsTrustedCAWithToken, cts: 1, simulator: Self.cluster, entry: types ?? "", homeAssistant: homeAssistant,
+                body)
         }
 
         func vm(_ env: ProxmoxBridge, _ vmid: Int) async throws -> [String: Any] {
