@@ -22,14 +22,25 @@ final class DependencyWaker: Sendable {
         let deps = try await book.dependencies(of: ref)
         guard !deps.isEmpty else { return }
         let limit = await book.settings(ref)?.wakeTimeout ?? .seconds(60)
+        // The containers being woken on the way here (from the request id of a dependency's
+        // wake, whichever bridge sent it), then this one: a dependency among them is a cycle
+        // across bridges, which no single bridge's check-config can see.
+        let chain = WakeChain(requestID: command.requestID).appending(ref)
         for dep in deps {
+            if let cycle = chain.cycle(with: dep) {
+                throw BridgeError(
+                    .invalidState,
+                    "dependency cycle across bridges \(cycle): fix depends_on on one of the bridges (idle.containers or idlewatcher.depends_on)"
+                )
+            }
             let started = ContinuousClock.now
             let reply: (ok: Bool, code: ErrorCode?, message: String)
+            let requestID = chain.requestID(nonce: "\(context.bridgeID)-\(counter.add(1, ordering: .relaxed).newValue)")
             if context.owns(dep.runtime, dep.id) {
-                let r = await context.submit(Command(action: .wake, requestID: "dependency of \(ref)"), to: dep.runtime, dep.id)
+                let r = await context.submit(Command(action: .wake, requestID: requestID), to: dep.runtime, dep.id)
                 reply = (r.ok, r.error?.code, r.error?.message ?? "")
             } else {
-                reply = try await wakeRemote(dep, for: ref, limit: limit)
+                reply = try await wakeRemote(dep, for: ref, requestID: requestID, limit: limit)
             }
             guard reply.ok else {
                 throw BridgeError(
@@ -45,10 +56,9 @@ final class DependencyWaker: Sendable {
     /// Topic (the only one inside the base topic a bridge accepts) with Correlation Data, and a
     /// request id (which MQTT 3.1.1 brokers keep when they drop the properties).
     private func wakeRemote(
-        _ dep: ContainerRef, for ref: ContainerRef, limit: Duration
+        _ dep: ContainerRef, for ref: ContainerRef, requestID: String, limit: Duration
     ) async throws -> (ok: Bool, code: ErrorCode?, message: String) {
-        let n = counter.add(1, ordering: .relaxed).newValue
-        let correlation = "\(context.bridgeID)-dep-\(n)-\(UInt64.random(in: 0...UInt64.max))"
+        let correlation = requestID
         let (replies, continuation) = AsyncStream<MQTTIncomingMessage>.makeStream()
         pending.withLock { $0[correlation] = continuation }
         defer { pending.withLock { _ = $0.removeValue(forKey: correlation) } }
@@ -93,5 +103,43 @@ final class DependencyWaker: Sendable {
         }
         guard let key, let c = pending.withLock({ $0[key] }) else { return }
         c.yield(m)
+    }
+}
+
+/// The containers a chain of dependency wakes went through, carried in the request id of each
+/// dependency's `wake` (`dep:<nonce>:docker/app,docker/db`): a `wake` command has no other key
+/// to carry it, and the request id crosses MQTT 3.1.1 brokers and mosquitto bridges unchanged.
+/// A chain that no longer fits the 128 characters of a request id is cut (its oldest links
+/// first): a cycle through them is then found only by its timeout, as before.
+struct WakeChain: Sendable, Hashable {
+    var links: [String]
+
+    init(links: [String] = []) { self.links = links }
+
+    /// The chain of a dependency's wake (its request id starts with `dep:`), or an empty one.
+    init(requestID: String?) {
+        guard let r = requestID, r.hasPrefix("dep:") else {
+            self.links = []
+            return
+        }
+        let parts = r.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        self.links = parts.count == 3 ? parts[2].split(separator: ",").map(String.init) : []
+    }
+
+    func appending(_ ref: ContainerRef) -> WakeChain { WakeChain(links: links + [ref.description]) }
+
+    /// `docker/app → docker/db → docker/app` if waking `dep` closes a cycle, else nil.
+    func cycle(with dep: ContainerRef) -> String? {
+        guard let i = links.firstIndex(of: dep.description) else { return nil }
+        return (links[i...] + [dep.description]).joined(separator: " → ")
+    }
+
+    /// The request id for the next wake: `dep:<nonce>:<links>`, at most 128 characters.
+    func requestID(nonce: String) -> String {
+        var kept = links
+        let nonce = String(nonce.map { $0 == ":" || $0 == "," ? "_" : $0 })
+        func text() -> String { "dep:\(nonce):" + kept.joined(separator: ",") }
+        while text().count > 128, !kept.isEmpty { kept.removeFirst() }
+        return String(text().prefix(128))
     }
 }

@@ -88,6 +88,49 @@ struct DependencyTests {
         }
     }
 
+    @Test("a dependency cycle across two bridges (each config fine alone) is refused at once, naming it; nothing starts")
+    func cycleAcrossBridges() async throws {
+        try await withEnvironment { env in
+            let db = try env.docker.runQuickStopper("db", start: false)
+            let app = try env.docker.runQuickStopper("app", start: false)
+            let a = try BridgeProcess(
+                yaml: Self.config(
+                    env, id: "hosta", prefix: "a-", include: app,
+                    idle: "  containers:\n    docker/a-\(app): {depends_on: [docker/b-\(db)]}"),
+                bridgeID: "hosta")
+            let b = try BridgeProcess(
+                yaml: Self.config(
+                    env, id: "hostb", prefix: "b-", include: db,
+                    idle: "  containers:\n    docker/b-\(db): {depends_on: [docker/a-\(app)]}"),
+                bridgeID: "hostb")
+            defer {
+                a.child.signal(SIGKILL)
+                b.child.signal(SIGKILL)
+            }
+            try await env.observer.waitFor("idlewatcher/bridge/hosta/state") { $0.payload == "online" }
+            try await env.observer.waitFor("idlewatcher/bridge/hostb/state") { $0.payload == "online" }
+            try await env.observer.waitFor("idlewatcher/docker/b-\(db)/status") { $0.string("status") == "stopped" }
+            try await env.observer.waitFor("idlewatcher/docker/a-\(app)/status") { $0.string("status") == "stopped" }
+
+            let started = ContinuousClock.now
+            try MQTT.publish(
+                broker: env.broker, topic: "idlewatcher/docker/a-\(app)/command",
+                payload: #"{"action":"wake","request_id":"cyc"}"#)
+            let reply = try await env.observer.waitFor("idlewatcher/docker/a-\(app)/reply", timeout: .seconds(90)) {
+                $0.string("request_id") == "cyc"
+            }
+            let error = reply.json?["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "invalid_state", "\(reply.payload)")
+            let message = error?["message"] as? String ?? ""
+            #expect(
+                message.contains("dependency cycle across bridges docker/a-\(app) → docker/b-\(db) → docker/a-\(app)"),
+                "\(reply.payload)")
+            // Not the wake timeout (60 s): the other bridge saw the cycle in the wake's request id.
+            #expect(ContinuousClock.now - started < .seconds(30))
+            #expect(env.docker.state(app) == "created" && env.docker.state(db) == "created", "nothing may start")
+        }
+    }
+
     @Test("a local dependency that cannot wake fails the wake of its dependent, which is left alone")
     func failingDependency() async throws {
         try await withEnvironment { env in

@@ -111,3 +111,29 @@ struct IdlePolicyRulesTests {
         }
     }
 }
+
+@Suite("Dependency wake chains")
+struct WakeChainTests {
+    @Test("a chain rides in the request id, finds a cycle, and is cut to 128 characters oldest first")
+    func chains() throws {
+        let app = try #require(ContainerRef(parsing: "docker/app"))
+        let db = try #require(ContainerRef(parsing: "proxmox/105"))
+        // A user's wake carries no chain.
+        #expect(WakeChain(requestID: "ha-4711").links.isEmpty)
+        #expect(WakeChain(requestID: nil).links.isEmpty)
+        let first = WakeChain(requestID: nil).appending(app)
+        let id = first.requestID(nonce: "host:1,2")
+        #expect(id == "dep:host_1_2:docker/app")
+        let second = WakeChain(requestID: id).appending(db)
+        #expect(second.links == ["docker/app", "proxmox/105"])
+        #expect(second.cycle(with: app) == "docker/app → proxmox/105 → docker/app")
+        #expect(second.cycle(with: try #require(ContainerRef(parsing: "docker/other"))) == nil)
+        // Too long for a request id: the oldest links go first.
+        var long = WakeChain()
+        for k in 0..<20 { long = long.appending(try #require(ContainerRef(parsing: "docker/container-\(k)"))) }
+        let cut = long.requestID(nonce: "n")
+        #expect(cut.count <= 128)
+        #expect(WakeChain(requestID: cut).links.last == "docker/container-19")
+        #expect(!WakeChain(requestID: cut).links.contains("docker/container-0"))
+    }
+}
