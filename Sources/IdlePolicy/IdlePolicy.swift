@@ -114,18 +114,27 @@ public final class IdlePolicy: BridgeExtension {
         }
     }
 
-    /// Reads network counters every `traffic_interval` for the containers that watch traffic.
+    /// Reads network counters every `traffic_interval` for the containers that watch traffic:
+    /// first at once (the reading a rate starts from), then once per interval after each round.
+    /// Each runtime's readings go to the book as they come (Docker's take about a second).
     private func watchTraffic(book: IdleBook, context: ExtensionContext) async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.trafficInterval)
             let refs = await book.trafficWatched()
-            guard !refs.isEmpty else { continue }
-            var counters: [ContainerRef: UInt64] = [:]
-            for runtime in Set(refs.map(\.runtime)).sorted() {
-                let ids = refs.filter { $0.runtime == runtime }.map(\.id)
-                for (id, bytes) in await context.networkBytes(runtime, ids) { counters[ContainerRef(runtime, id)] = bytes }
+            if !refs.isEmpty {
+                await withTaskGroup(of: Void.self) { group in
+                    for runtime in Set(refs.map(\.runtime)).sorted() {
+                        let ids = refs.filter { $0.runtime == runtime }.map(\.id)
+                        group.addTask {
+                            var counters: [ContainerRef: UInt64] = [:]
+                            for (id, bytes) in await context.networkBytes(runtime, ids) {
+                                counters[ContainerRef(runtime, id)] = bytes
+                            }
+                            await book.sampled(counters, now: .now())
+                        }
+                    }
+                }
             }
-            await book.sampled(counters, now: .now())
+            try? await Task.sleep(for: configuration.trafficInterval)
         }
     }
 }
