@@ -1,4 +1,5 @@
 import CCurl
+import IdlewatcherCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -41,17 +42,7 @@ final class CurlEngine: @unchecked Sendable {
     /// Starts the engine thread: with the first transfer, so that a client nobody uses costs no
     /// thread, and the bridge's clients start theirs inside the services that use them.
     private func startThread() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { arg in
-                let engine = Unmanaged<CurlEngine>.fromOpaque(arg!).takeRetainedValue()
-                engine.runLoop()
-                return nil
-            }, box)
-        precondition(rc == 0, "cannot start the HTTP engine thread (pthread_create: \(rc))")
-        pthread_detach(thread)
+        DedicatedThread.start(name: "HTTP engine") { self.runLoop() }
     }
 
     func makeID() -> UInt64 { nextID.add(1, ordering: .relaxed).oldValue }

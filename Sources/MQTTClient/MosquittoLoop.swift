@@ -87,17 +87,7 @@ final class MosquittoLoop: @unchecked Sendable {
 
     /// Starts the loop thread (from ``MQTTClient/run()``); it holds the loop until it finishes.
     func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { arg in
-                let loop = Unmanaged<MosquittoLoop>.fromOpaque(arg!).takeRetainedValue()
-                loop.threadMain()
-                return nil
-            }, box)
-        precondition(rc == 0, "cannot start the MQTT thread (pthread_create: \(rc))")
-        pthread_detach(thread)
+        DedicatedThread.start(name: "MQTT") { self.threadMain() }
     }
 
     func subscribe(_ subs: [MQTTSubscription]) {
