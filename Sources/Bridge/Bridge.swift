@@ -96,6 +96,9 @@ public final class Bridge: Service, Sendable {
     /// After every (re)connect to the broker: publish every status again, then tell the extensions.
     private func followBroker() async {
         for await event in mqtt.connectionEvents {
+            // A broker connection that keeps flapping never lets this stream run dry: without
+            // this check a shutdown would wait for it for ever.
+            if Task.isCancelled { return }
             guard case .connected = event else {
                 await registry.brokerLost()
                 continue

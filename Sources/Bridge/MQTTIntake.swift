@@ -20,6 +20,9 @@ struct MQTTIntake: Sendable {
     /// Reads messages until the stream ends (or the task is cancelled).
     func serve(_ messages: AsyncStream<MQTTIncomingMessage>) async {
         for await message in messages {
+            // A stream that never runs dry (a broker that keeps redelivering) must not keep a
+            // cancelled intake going: an AsyncStream hands out what it buffered even then.
+            if Task.isCancelled { return }
             if message.topic == topics.bridgeIndex {
                 // Only the retained one (left by an earlier run); the echo of our own is no news.
                 if message.retain { await registry.sawIndex(message.payload) }

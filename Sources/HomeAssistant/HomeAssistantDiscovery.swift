@@ -67,10 +67,16 @@ public final class HomeAssistantDiscovery: BridgeExtension {
     public func run(_ context: ExtensionContext) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await message in context.messages { await self.handle(message, context) }
+                for await message in context.messages {
+                    if Task.isCancelled { break }  // a stream that never runs dry must not outlive a shutdown
+                    await self.handle(message, context)
+                }
             }
             group.addTask {
-                for await change in context.changes { await self.apply(change, context) }
+                for await change in context.changes {
+                    if Task.isCancelled { break }
+                    await self.apply(change, context)
+                }
             }
             group.addTask {
                 let tick = min(max(self.removeAfter / 4, .milliseconds(100)), .seconds(30))

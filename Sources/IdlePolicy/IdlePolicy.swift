@@ -55,11 +55,15 @@ public final class IdlePolicy: BridgeExtension {
         }
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await m in context.messages { await self.handle(m, book: book, waker: waker, context: context) }
+                for await m in context.messages {
+                    if Task.isCancelled { break }  // a stream that never runs dry must not outlive a shutdown
+                    await self.handle(m, book: book, waker: waker, context: context)
+                }
             }
             group.addTask {
                 var restoring = true
                 for await change in context.changes {
+                    if Task.isCancelled { return }
                     if case .brokerConnected = change, restoring {
                         restoring = false
                         Task {

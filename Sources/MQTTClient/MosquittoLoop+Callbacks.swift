@@ -32,6 +32,8 @@ extension MosquittoLoop {
             return
         }
         sessionUp = true
+        sessionStarted = .now
+        disconnectReason = 0
         captureLibraryErrors(false)
         connected.store(true, ordering: .relaxed)
         logger.info("connected to the MQTT broker at \(configuration.address)")
@@ -45,11 +47,15 @@ extension MosquittoLoop {
         connection.yield(.connected)
     }
 
+    /// `rc`: the reason code of the broker's DISCONNECT (MQTT 5), or libmosquitto's error.
     private func onDisconnect(_ rc: Int32) {
         connectionLost = true
+        logger.debug("MQTT: disconnected, code \(rc)")
+        if rc != 0, disconnectReason == 0 || rc >= 0x80 { disconnectReason = rc }
     }
 
     private func onPublish(_ mid: Int32, _ reasonCode: Int32) {
+        handedOver.removeValue(forKey: mid)
         if mid == pendingOfflineMid { offlineAcked = true }
         switch acknowledgements.acknowledged(mid: mid, reasonCode: reasonCode) {
         case nil: break

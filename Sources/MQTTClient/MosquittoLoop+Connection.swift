@@ -60,10 +60,24 @@ extension MosquittoLoop {
                 let wasUp = sessionUp
                 sessionUp = false
                 if connected.exchange(false, ordering: .relaxed) || wasUp {
-                    backoff.reset()
                     failures = 0
-                    logger.warning("lost the MQTT broker at \(configuration.address); reconnecting \(backoff.plan)")
+                    let lasted = sessionStarted.map { ContinuousClock.now - $0 } ?? .zero
+                    if disconnectReason == Int32(MQTT_RC_SESSION_TAKEN_OVER.rawValue) {
+                        reportTakeover()
+                        connection.yield(.disconnected(reason: "session taken over"))
+                        pause(for: Self.takeoverWait)
+                        continue
+                    }
+                    shortSessions = lasted < Self.shortSession ? shortSessions + 1 : 0
+                    // A session that was up starts the schedule again, unless sessions keep
+                    // ending as soon as they begin.
+                    if shortSessions < 2 { backoff.reset() }
+                    let wait = reportLoss(lasted: lasted, backoff)
                     connection.yield(.disconnected(reason: "connection lost"))
+                    if let wait {
+                        pause(for: wait)
+                        continue
+                    }
                 } else if !isStopping {
                     // No session: refused, or closed before its CONNACK (with TLS 1.3 a broker
                     // that wants a client certificate drops the connection only after the
@@ -84,6 +98,47 @@ extension MosquittoLoop {
             }
             pause(for: backoff.take())
         }
+    }
+
+    /// How long to wait after another client took this client id's session: fighting over it
+    /// every 0.2 s would only make both clients resync again and again.
+    static let takeoverWait: Duration = .seconds(30)
+    /// A session that ends sooner than this after its CONNACK is suspect: that is how another
+    /// client with the same client id looks when the broker does not say so (mosquitto 2.0
+    /// closes the socket before its DISCONNECT 0x8E leaves). Observed: 0 to 30 ms.
+    static let shortSession: Duration = .milliseconds(500)
+
+    /// Error lines for a session the broker closed because another client connected with the
+    /// same client id (MQTT 5 reason code 0x8E): the first one and every 10th.
+    func reportTakeover() {
+        takeovers += 1
+        guard takeovers == 1 || takeovers % 10 == 0 else { return }
+        let times = takeovers == 1 ? "" : " (\(takeovers) times so far)"
+        logger.error(
+            "the MQTT broker at \(configuration.address) closed this session because another client connected with the same client id '\(configuration.clientID)' (Session taken over, reason code 0x8E)\(times): is a second bridge running with the same bridge.id? Each bridge needs a bridge.id (or mqtt.client_id) of its own. Trying again in \(ReconnectBackoff.seconds(Self.takeoverWait))"
+        )
+    }
+
+    /// "lost the MQTT broker at …; reconnecting in …". From the second session in a row that
+    /// ended within ``shortSession`` the line says so and names the client id; from the third
+    /// the next attempt waits ``takeoverWait`` (returned; nil: the usual schedule). Of a run of
+    /// such losses only the second, the third and every 30th are warnings.
+    func reportLoss(lasted: Duration, _ backoff: ReconnectBackoff) -> Duration? {
+        guard shortSessions >= 2 else {
+            logger.warning("lost the MQTT broker at \(configuration.address); reconnecting \(backoff.plan)")
+            return nil
+        }
+        let slow = shortSessions >= 3
+        let line =
+            "lost the MQTT broker at \(configuration.address) \(ReconnectBackoff.seconds(lasted)) after it accepted the connection (\(shortSessions) sessions in a row ended within \(ReconnectBackoff.seconds(Self.shortSession)))"
+            + "; reconnecting \(slow ? "in " + ReconnectBackoff.seconds(Self.takeoverWait) : backoff.plan)"
+            + ". Another client may be using the client id '\(configuration.clientID)': a second bridge with the same bridge.id? Each bridge needs a bridge.id (or mqtt.client_id) of its own"
+        if shortSessions <= 3 || shortSessions % 30 == 0 {
+            logger.warning("\(line)")
+        } else {
+            logger.debug("\(line)")
+        }
+        return slow ? Self.takeoverWait : nil
     }
 
     /// Whether a libmosquitto error line is OpenSSL's (a TLS failure, not a network one).

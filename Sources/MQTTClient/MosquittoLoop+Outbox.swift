@@ -30,10 +30,28 @@ extension MosquittoLoop {
         )
     }
 
-    /// Loop thread: hands everything waiting to libmosquitto, in order, while the session lasts.
+    /// At most this many QoS 1 messages are with libmosquitto, waiting for their PUBACK.
+    static let handOverWindow = 100
+    /// A PUBACK that has not come after this long is taken as lost (libmosquitto dropped the
+    /// message), so that the window cannot close for ever.
+    static let handOverExpiry: Duration = .seconds(60)
+
+    /// Loop thread: hands what waits to libmosquitto, in order, while the session lasts and
+    /// fewer than ``handOverWindow`` messages wait for their PUBACK.
     func drainOutbox() {
         while true {
-            let batch = shared.withLock { $0.outbox.takeAll() }
+            var room = Self.handOverWindow - handedOver.count
+            if room <= 0 {
+                let now = ContinuousClock.now
+                let before = handedOver.count
+                handedOver = handedOver.filter { now - $0.value < Self.handOverExpiry }
+                if handedOver.count < before {
+                    logger.debug("MQTT: \(before - handedOver.count) PUBACKs never came; not waiting for them any longer")
+                }
+                room = Self.handOverWindow - handedOver.count
+                if room <= 0 { return }
+            }
+            let batch = shared.withLock { $0.outbox.take(upTo: room) }
             if batch.isEmpty { return }
             for index in batch.indices {
                 if publishNow(batch[index]) { continue }
@@ -65,6 +83,7 @@ extension MosquittoLoop {
         }
         mid?.pointee = sent
         if rc == MOSQ_ERR_SUCCESS.rawValue {
+            if m.qos > 0 { handedOver[sent] = .now }
             // Only MQTT 5 PUBACKs carry a reason code: on 3.1.1 a refusal looks like success.
             if m.qos > 0, configuration.protocolVersion == .v5 { acknowledgements.sent(mid: sent, topic: m.topic) }
             return true

@@ -40,6 +40,20 @@ final class MosquittoLoop: @unchecked Sendable {
     /// loop thread: `dropped` when the last connection began, to say at the next one how many
     /// events were lost in between.
     var droppedAtLastConnect = 0
+    /// loop thread: QoS 1 messages handed to libmosquitto and not acknowledged yet, with when.
+    /// At most ``handOverWindow`` at a time: the rest wait in the ``Outbox``, where a newer
+    /// status replaces an older one. libmosquitto keeps what it was given until the broker
+    /// acknowledges it, across reconnects, and without a bound: a connection that keeps
+    /// dropping (two bridges with one client id) would grow it by every resync.
+    var handedOver: [Int32: ContinuousClock.Instant] = [:]
+    /// loop thread: when the current session's CONNACK came, and the broker's reason for the
+    /// last DISCONNECT it sent (MQTT 5), if any.
+    var sessionStarted: ContinuousClock.Instant? = nil
+    var disconnectReason: Int32 = 0
+    /// loop thread: how many times another client took this client id's session, and how many
+    /// sessions in a row ended within 2 s.
+    var takeovers = 0
+    var shortSessions = 0
     let wakeRead: Int32
     let wakeWrite: Int32
     let incoming: AsyncStream<MQTTIncomingMessage>.Continuation
@@ -159,11 +173,18 @@ final class MosquittoLoop: @unchecked Sendable {
         }
     }
 
-    /// Waits `delay`, or less if woken (a stop, or a new message: either way the loop looks again).
+    /// Waits `delay`, or less if the client is stopping. A message queued meanwhile wakes the
+    /// loop but does not cut the wait short: it waits in the outbox (otherwise every status
+    /// change during an outage would be another connection attempt).
     func pause(for delay: Duration) {
-        var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-        _ = poll(&fd, 1, Int32(clamping: delay.wholeMilliseconds))
-        drainWakePipe()
+        let deadline = ContinuousClock.now + delay
+        while !isStopping {
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { return }
+            var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+            _ = poll(&fd, 1, Int32(clamping: max(1, left.wholeMilliseconds)))
+            drainWakePipe()
+        }
     }
 
     private func drainWakePipe() {

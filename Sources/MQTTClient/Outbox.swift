@@ -27,6 +27,13 @@ struct Outbox: Sendable {
         return true
     }
 
+    /// The oldest `count` messages waiting, in order; they leave the outbox.
+    mutating func take(upTo count: Int) -> [MQTTOutgoingMessage] {
+        if count >= waiting.count { return takeAll() }
+        defer { waiting.removeFirst(count) }
+        return Array(waiting.prefix(count))
+    }
+
     /// Everything waiting, oldest first; the outbox is empty afterwards.
     mutating func takeAll() -> [MQTTOutgoingMessage] {
         defer { waiting.removeAll(keepingCapacity: waiting.count < 4096) }
