@@ -16,7 +16,7 @@ RELEASE_BIN  := .build/release/idlewatcher-bridge
 VERSION      := $(shell sed -n 's/^let bridgeVersion = "\(.*\)"$$/\1/p' Sources/idlewatcher-bridge/IdlewatcherBridge.swift)
 
 .PHONY: pve-simulator all build release run test unit-test simulator-test deps engine podman rabbitmq broker demo test-image \
-        check-config bench format format-check clean install uninstall image
+        check-config bench format format-check clean install uninstall image symbol-order
 
 all: build
 
@@ -65,8 +65,33 @@ build: deps
 
 ## The release binary links Swift's runtime statically (--static-swift-stdlib): about 1.3 MiB less
 ## RSS than with the runtime's shared libraries, and the image needs none of them (docs/performance.md).
+## The rest is about the pages of the binary a running bridge touches (its RSS, docs/performance.md):
+## - lld with DT_RELR (-z pack-relative-relocs, glibc >= 2.36): the PIE's 743 KiB of relative
+##   relocations, all read at start-up, become 6 KiB;
+## - -function-sections and scripts/symbol-order.txt (scripts/gen-symbol-order.sh, `make
+##   symbol-order`): the functions a bridge runs sit together at the start of .text instead of
+##   one here and there in every 64 KiB the kernel maps around a fault;
+## - libstdc++ (the Swift runtime's C++) linked statically from the -L directory below: one
+##   shared library (1.1 MiB RSS) less. Without libstdc++.a there, the shared one is used;
+## - --no-export-dynamic: Swift's static runtime arguments export every symbol of the package's
+##   own objects (-export-dynamic; the runtime's are excluded already), 6,000 names that nothing
+##   looks up but ld.so searches (and pages in) for every symbol of the shared libraries.
+STATIC_CXX_DIR := .build/static-libstdc++
+RELEASE_FLAGS := --static-swift-stdlib \
+	-Xswiftc -Xfrontend -Xswiftc -function-sections \
+	-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic \
+	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/symbol-order.txt -Xlinker --no-warn-symbol-ordering \
+	-Xswiftc -L$(CURDIR)/$(STATIC_CXX_DIR)
+
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	@mkdir -p $(STATIC_CXX_DIR); a="$$(cc -print-file-name=libstdc++.a)"; \
+	  if [ -f "$$a" ]; then ln -sfn "$$a" $(STATIC_CXX_DIR)/libstdc++.a; else rm -f $(STATIC_CXX_DIR)/libstdc++.a; fi
+	$(SWIFT) build -c release $(RELEASE_FLAGS)
+
+## Regenerates scripts/symbol-order.txt from a traced run of the release binary (a mosquitto of
+## its own, the local dockerd, a `status` command): see scripts/gen-symbol-order.sh.
+symbol-order: release engine
+	@SWIFT='$(SWIFT)' RELEASE_FLAGS='$(RELEASE_FLAGS)' scripts/gen-symbol-order.sh
 
 run: build broker engine podman demo
 	$(BIN) --config $(CONFIG) --log-level $(LOG_LEVEL)
