@@ -87,6 +87,7 @@ id=$(docker import \
   --change "CMD [\"--config\", \"$config\"]" \
   --change "USER $uid:$uid" \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+  --change 'ENV GNUTLS_NO_IMPLICIT_INIT=1' \
   --change 'WORKDIR /' \
   --change "HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD [\"/usr/local/bin/idlewatcher-bridge\", \"health\", \"--config\", \"$config\"]" \
   --change "LABEL org.opencontainers.image.title=idlewatcher-bridge org.opencontainers.image.version=$version org.opencontainers.image.description=\"Container lifecycles (Docker, Proxmox VE LXC) on MQTT\" $label=$digest" \

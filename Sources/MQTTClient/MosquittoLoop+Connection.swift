@@ -83,6 +83,7 @@ extension MosquittoLoop {
                     // that wants a client certificate drops the connection only after the
                     // handshake); this used to be retried without a word in the log.
                     failures += 1
+                    shortSessions = 0
                     let tlsFailed = libraryError.map(Self.isTLSError) == true
                     let what = tlsFailed ? "the TLS handshake failed" : "the connection ended before the broker accepted it"
                     // Over TLS, a connection closed before its CONNACK is most often the end of
@@ -92,6 +93,9 @@ extension MosquittoLoop {
                 if isStopping { break }
             } else {
                 failures += 1
+                // A broker that is away (restarting, crash-looping) refuses the next attempt; a
+                // session taken by another client does not: only the latter makes a streak.
+                shortSessions = 0
                 let tlsFailed = rc == MOSQ_ERR_TLS.rawValue || libraryError.map(Self.isTLSError) == true
                 let what = rc == MOSQ_ERR_TLS.rawValue ? "the TLS handshake failed" : Self.describe(rc)
                 report(connectFailure(what, tls: tlsFailed), failures, backoff)
@@ -103,9 +107,11 @@ extension MosquittoLoop {
     /// How long to wait after another client took this client id's session: fighting over it
     /// every 0.2 s would only make both clients resync again and again.
     static let takeoverWait: Duration = .seconds(30)
-    /// A session that ends sooner than this after its CONNACK is suspect: that is how another
-    /// client with the same client id looks when the broker does not say so (mosquitto 2.0
-    /// closes the socket before its DISCONNECT 0x8E leaves). Observed: 0 to 30 ms.
+    /// A session that ends sooner than this after its CONNACK, when the attempt before it
+    /// succeeded at once, is suspect: that is how another client with the same client id looks
+    /// when the broker does not say so (mosquitto 2.0 closes the socket before its DISCONNECT
+    /// 0x8E leaves). Observed: 0 to 30 ms. A broker that restarts refuses the attempt after
+    /// the loss, which ends the streak.
     static let shortSession: Duration = .milliseconds(500)
 
     /// Error lines for a session the broker closed because another client connected with the
