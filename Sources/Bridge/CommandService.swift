@@ -186,6 +186,7 @@ public final class CommandService: Service, Sendable {
             default: settings.operationTimeout
             }
         var ready: Bool? = nil
+        var readyStatus: ContainerStatus? = nil
         do {
             if CommandPlan.waitsForReadiness(action) {
                 for step in prerequisites.withLock({ $0 }) { try await step(job.command, binding.runtime.kind, job.id) }
@@ -200,12 +201,14 @@ public final class CommandService: Service, Sendable {
             ready = false
             if failure == nil {
                 let limit = binding.policy.wakeTimeout(id: job.id, labels: labels)
-                (ready, failure) = await awaitReady(provider, endpoint: job.endpoint, id: job.id, limit: limit)
+                (ready, failure, readyStatus) = await awaitReady(provider, endpoint: job.endpoint, id: job.id, limit: limit)
             }
         }
         let duration = ContinuousClock.now - started
-        var status: ContainerStatus? = nil
-        if failure?.code != .notFound {
+        // The reading that found the container ready is a live read made after the operation:
+        // it is the reply's status (one inspect less than reading again).
+        var status: ContainerStatus? = readyStatus
+        if status == nil, failure?.code != .notFound {
             status = try? await withDeadline(.seconds(10), what: "status of \(job.id)") { try await provider.status() }
         }
         let requesters = job.finish()
@@ -220,7 +223,7 @@ public final class CommandService: Service, Sendable {
     /// `timeout` and the container is left as it is.
     private func awaitReady(
         _ provider: any Provider, endpoint i: Int, id: String, limit: Duration
-    ) async -> (ready: Bool, failure: BridgeError?) {
+    ) async -> (ready: Bool, failure: BridgeError?, status: ContainerStatus?) {
         let deadline = ContinuousClock.now + limit
         let interval = bindings[i].runtime.runtime.readinessInterval
         var last: Readiness? = nil
@@ -232,14 +235,14 @@ public final class CommandService: Service, Sendable {
                 }
                 last = r
                 await registry.sawReadiness(i, id, r)
-                if r.ready { return (true, nil) }
+                if r.ready { return (true, nil, r.status) }
                 if r.status == .stopped || r.status == .error {
-                    return (false, BridgeError(.runtimeError, "\(id) stopped while the bridge waited for it to be ready"))
+                    return (false, BridgeError(.runtimeError, "\(id) stopped while the bridge waited for it to be ready"), nil)
                 }
             } catch {
                 lastError = BridgeError.wrapping(error)
             }
-            if Task.isCancelled { return (false, BridgeError.wrapping(CancellationError())) }
+            if Task.isCancelled { return (false, BridgeError.wrapping(CancellationError()), nil) }
             let now = ContinuousClock.now
             if now >= deadline { break }
             try? await Task.sleep(for: min(interval, deadline - now))
@@ -254,7 +257,8 @@ public final class CommandService: Service, Sendable {
             BridgeError(
                 .timeout,
                 "\(id) did not become ready within \(limit.wholeMilliseconds / 1000) s (wake_timeout; \(seen)); it is left as it is"
-            )
+            ),
+            nil
         )
     }
 
