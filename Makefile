@@ -140,7 +140,7 @@ image: release engine
 ## docs/performance-latency.png and the latest table into docs/performance.md (scratch output:
 ## bench/out/). About 27 minutes; BENCH_QUICK=1 shortens the Proxmox run to 1 minute. matplotlib
 ## draws the plot (installed with pip if missing; without it the PNG is drawn unlabelled).
-bench: release test-image
+bench: release test-image image
 	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib 2>/dev/null || \
 	  echo "matplotlib could not be installed: the plot is drawn without labels"
 	python3 bench/bench.py

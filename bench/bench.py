@@ -613,6 +613,53 @@ class Bench:
         log("memory with %d watched: RSS %.1f MiB (anon %.1f, file %.1f), HWM %.1f MiB" % (
             len(self.watched), m["VmRSS"] / MiB, m["RssAnon"] / MiB, m["RssFile"] / MiB, m["VmHWM"] / MiB))
 
+    def fig_memory_image(self):
+        """The image (`make image`) running in Docker as docs/install.md runs it, on the same
+        200 containers and broker as the main bridge: RSS of the process inside."""
+        image = "idlewatcher-bridge:latest"
+        fig = self.results["figures"]["memory_image"] = {"image": image}
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            fig["not_measured"] = f"no {image}: run `make image`"
+            log(f"memory in the image: not measured ({fig['not_measured']})")
+            return
+        name = f"{self.run}-img"
+        config = os.path.join(self.dir, f"{name}.yaml")
+        yaml_config(config, {
+            "bridge": {"id": name},
+            "mqtt": {"url": f"mqtt://127.0.0.1:{self.mqtt_port}", "base_topic": name,
+                     "client_id": f"idlewatcher-bridge-{name}"},
+            "homeassistant": {"enabled": False},
+            "docker": [{"url": "unix:///var/run/docker.sock", "include": self.watched}],
+        })
+        os.chmod(config, 0o644)
+        gid = os.stat("/var/run/docker.sock").st_gid
+        size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image], capture_output=True, text=True).stdout
+        fig["image_mb"] = int(size.strip() or 0) / 1e6
+        run = subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "--group-add", str(gid),
+                              "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                              "-v", f"{config}:/etc/idlewatcher-bridge/config.yaml:ro", image],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            fig["not_measured"] = f"docker run failed: {run.stderr.strip()[-300:]}"
+            log(f"memory in the image: not measured ({fig['not_measured']})")
+            return
+        try:
+            def all_out():
+                return all(any(r["p"] for r in self.sub.topic(f"{name}/docker/{i}/status")) for i in self.watched)
+            wait_until(all_out, 60, "the image's statuses")
+            time.sleep(3)
+            pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", name], capture_output=True,
+                                 text=True).stdout.strip()
+            m = proc_status(int(pid))
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            fig.update({"containers": len(self.watched), "rss_mib": m["VmRSS"] / MiB, "hwm_mib": m["VmHWM"] / MiB,
+                        "rss_anon_mib": m["RssAnon"] / MiB, "rss_file_mib": m["RssFile"] / MiB,
+                        "gnutls_no_implicit_init": b"GNUTLS_NO_IMPLICIT_INIT=1" in env})
+            log("memory in the image with %d watched: RSS %.1f MiB (anon %.1f, file %.1f)" % (
+                len(self.watched), fig["rss_mib"], fig["rss_anon_mib"], fig["rss_file_mib"]))
+        finally:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
     def fig_idle(self):
         log(f"idle CPU over {IDLE_SECONDS} s …")
         self.floor.poll()
@@ -1597,6 +1644,8 @@ class Bench:
             if wanted("startup"):
                 self.fig_startup()
             self.start_main()
+            if wanted("memory"):
+                self.fig_memory_image()
             if wanted("idlecpu"):
                 self.fig_idle()
             lat_rounds, cmd_rounds, burst_rounds = [], [], []
@@ -1862,6 +1911,17 @@ def table(results):
                          f"RSS {fmt(MW.get('rss_mib'), ' MiB')} (HWM {fmt(MW.get('hwm_mib'), ' MiB')})",
                          f"anon {fmt(MW.get('rss_anon_mib'), ' MiB')}, file-backed {fmt(MW.get('rss_file_mib'), ' MiB')}",
                          "≤ 20 MiB", met(MW.get("hwm_mib", 1e9) <= 20.0)))
+        MI = F.get("memory_image", {})
+        if MI:
+            if "rss_mib" in MI:
+                rows.append((f"memory in the image ({MI.get('containers')} watched)",
+                             f"RSS {fmt(MI['rss_mib'], ' MiB')} (HWM {fmt(MI['hwm_mib'], ' MiB')})",
+                             f"anon {fmt(MI['rss_anon_mib'], ' MiB')}, file-backed {fmt(MI['rss_file_mib'], ' MiB')}; "
+                             f"`make image`, {fmt(MI.get('image_mb'), ' MB')}, docker run as docs/install.md; "
+                             + ("GNUTLS_NO_IMPLICIT_INIT=1 (the image sets it)" if MI.get("gnutls_no_implicit_init")
+                                else "without GNUTLS_NO_IMPLICIT_INIT"), "—", "—"))
+            else:
+                rows.append(("memory in the image", "not measured", MI.get("not_measured", ""), "—", "—"))
         if "burst" in F:
             B = F["burst"]
             rss = [B["rss_before_first_mib"]] + B["rss_after_mib"]
